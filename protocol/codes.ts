@@ -1,0 +1,86 @@
+// Stable codes shared by server and clients: error codes and WebSocket close codes.
+
+/** Error codes carried by `error` frames and HTTP error bodies. Stable strings: match on these, never on message text. */
+export const ErrorCode = {
+  /** The frame or body is not valid JSON. */
+  InvalidJson: "invalid_json",
+  /** JSON, but not a valid client message; `field` names the offending path. */
+  InvalidMessage: "invalid_message",
+  /** `type` is not one the server knows. */
+  UnknownType: "unknown_type",
+  /** Binary frames are not part of the protocol. */
+  BinaryNotSupported: "binary_not_supported",
+  /** The frame or body exceeds the configured maximum payload. */
+  PayloadTooLarge: "payload_too_large",
+  /** Buffered (non-final) input would exceed the maximum input size. */
+  InputTooLarge: "input_too_large",
+  /** Missing or malformed credentials. */
+  Unauthorized: "unauthorized",
+  /** Credentials valid in form, but not for this session. */
+  Forbidden: "forbidden",
+  SessionNotFound: "session_not_found",
+  TurnNotFound: "turn_not_found",
+  /** A final `input` arrived while a turn runs and `interrupt` was not set. */
+  TurnActive: "turn_active",
+  /** `tool_result` for a call that is not waiting for one. */
+  ToolCallNotFound: "tool_call_not_found",
+  /** Too many messages, connections, sessions or turns; see `retryAfterMs`. */
+  RateLimited: "rate_limited",
+  /** The server is at its session or connection limit. */
+  Overloaded: "overloaded",
+  /** The agent's upstream (model provider) failed. */
+  UpstreamError: "upstream_error",
+  /** The upstream is overloaded or rate-limiting us; retryable. */
+  UpstreamOverloaded: "upstream_overloaded",
+  /** The upstream did not answer in time (connect, first byte, or idle gap). */
+  UpstreamTimeout: "upstream_timeout",
+  /** A client-executed tool did not answer in time. */
+  ToolTimeout: "tool_timeout",
+  /** A server-side tool threw. */
+  ToolFailed: "tool_failed",
+  /** The owner of the session went away while the turn ran. */
+  OwnerLost: "owner_lost",
+  MethodNotAllowed: "method_not_allowed",
+  UnsupportedMediaType: "unsupported_media_type",
+  NotFound: "not_found",
+  Internal: "internal_error",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * WebSocket close codes.
+ *
+ * - 1000 normal, 1001 going away (server shutdown: reconnect), 1009 frame too big (do not resend it).
+ * - 4000-4399: **reconnect** (with backoff), resuming from the last `seq` seen.
+ * - 4400-4499: **do not reconnect** without changing something (credentials, session).
+ */
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  MessageTooBig: 1009,
+  InternalError: 1011,
+  /** The client read too slowly and the outbox hit its hard cap. Reconnect and resume. */
+  SlowConsumer: 4000,
+  /** The server is draining (deploy, shutdown). Reconnect, possibly to another node. */
+  ServerDraining: 4001,
+  /** The session was attached again elsewhere with `exclusive` or the node lost it. Reconnect. */
+  Replaced: 4002,
+  /** No traffic from the client within the idle timeout. Reconnect. */
+  IdleTimeout: 4003,
+  /** Terminal: the session token was missing or wrong. */
+  Unauthorized: 4401,
+  /** Terminal: the session does not exist (or expired). Create a new one. */
+  SessionNotFound: 4404,
+  /** Terminal: the session was deleted. */
+  SessionEnded: 4410,
+  /** Terminal: the client broke the protocol badly enough that continuing is unsafe. */
+  ProtocolViolation: 4422,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** True when a client should reconnect (and resume) after this close code. */
+export function shouldReconnect(code: number): boolean {
+  if (code === CloseCode.Normal || code === CloseCode.MessageTooBig) return false;
+  if (code >= 4400 && code <= 4499) return false;
+  return true;
+}

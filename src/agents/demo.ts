@@ -1,0 +1,174 @@
+// The embedded default agent: a deterministic, paced script with progress, a streamed tool call and usage.
+import type { Agent, HistoryMessage, StepRequest, StepResult, StepSink } from "../engine/agent.js";
+
+export interface DemoAgentOptions {
+  /** Pace of text tokens and argument fragments; 0 streams as fast as the event loop allows. @default 30 */
+  tokensPerSecond?: number;
+  /** Seeds the filler words, so a given seed and input always give the same reply. @default 1 */
+  seed?: number;
+  /** Words in the final reply, after the sentence that gives the tool's result. @default 40 */
+  replyWords?: number;
+}
+
+export interface DemoCall {
+  name: string;
+  /** The JSON arguments, streamed in these fragments. */
+  argsChunks: string[];
+}
+
+export interface DemoPlan {
+  intro: string[];
+  call: DemoCall;
+  /** The reply tokens, given the tool's output. */
+  reply(output: string, isError: boolean): string[];
+}
+
+const FILLER = (
+  "streams arrive token by token while the session keeps its log so a client that drops can resume " +
+  "exactly where it left off and nothing is lost or repeated even when the network blinks or the reader is slow"
+).split(" ");
+
+/** Splits text into word tokens that keep their leading space, as model tokenizers roughly do. */
+export function tokenize(text: string): string[] {
+  return text.match(/\s*\S+/g) ?? [];
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function hash(text: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+function chunk(text: string, size: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out;
+}
+
+/** The exact script the demo agent follows for this input: tests compare against it. */
+export function planDemo(input: string, seed: number, replyWords: number, clientToolNames: readonly string[] = []): DemoPlan {
+  const random = mulberry32(seed ^ hash(input));
+  const clientTool = clientToolNames.find((name) => new RegExp(`\\b${name}\\b`).test(input));
+  let call: DemoCall;
+  let intro: string;
+  if (clientTool) {
+    intro = `I will ask your ${clientTool} tool.`;
+    call = { name: clientTool, argsChunks: chunk(JSON.stringify({ text: input }), 8) };
+  } else {
+    const found = /\d[\d\s.]*(?:[-+*/%^][\s(]*\d[\d\s.)]*)+/.exec(input)?.[0].trim();
+    const expression = found ?? `${2 + Math.floor(random() * 98)} * ${2 + Math.floor(random() * 98)}`;
+    intro = `Let me work out ${expression}.`;
+    call = { name: "calculator", argsChunks: chunk(JSON.stringify({ expression }), 8) };
+  }
+  const filler: string[] = [];
+  for (let i = 0; i < replyWords; i++) filler.push(FILLER[Math.floor(random() * FILLER.length)] as string);
+  return {
+    intro: tokenize(intro),
+    call,
+    reply(output, isError) {
+      const head = isError ? `The ${call.name} tool failed: ${output}.` : `The ${call.name} tool says ${output}.`;
+      return tokenize(`${head} ${filler.join(" ")}`.trim());
+    },
+  };
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError");
+}
+
+export class DemoAgent implements Agent {
+  readonly name = "demo";
+  private readonly delayMs: number;
+  private readonly seed: number;
+  private readonly replyWords: number;
+
+  constructor(options: DemoAgentOptions = {}) {
+    const tps = options.tokensPerSecond ?? 30;
+    this.delayMs = tps > 0 ? 1000 / tps : 0;
+    this.seed = options.seed ?? 1;
+    this.replyWords = options.replyWords ?? 40;
+  }
+
+  async step(request: StepRequest, sink: StepSink, signal: AbortSignal): Promise<StepResult> {
+    const userText = lastUserText(request.history);
+    const clientTools = request.tools.map((t) => t.name).filter((n) => n !== "calculator" && n !== "clock");
+    const plan = planDemo(userText, this.seed, this.replyWords, clientTools);
+    const inputTokens = Math.ceil(request.history.reduce((n, m) => n + ("text" in m ? m.text.length : m.output.length), 0) / 4);
+    let outputTokens = 0;
+    const pace = new Pacer(this.delayMs, signal);
+    const last = request.history[request.history.length - 1];
+    if (last?.role !== "tool") {
+      sink.progress("thinking", "reading the request", 0.1);
+      for (const token of plan.intro) {
+        await pace.next();
+        sink.text(token);
+        sink.usage(inputTokens, ++outputTokens);
+      }
+      const callId = `call_${request.turnId}_${request.step}`;
+      sink.progress("tool", `calling ${plan.call.name}`, 0.4);
+      sink.toolCallStart(callId, plan.call.name);
+      for (const piece of plan.call.argsChunks) {
+        await pace.next();
+        sink.toolCallDelta(callId, piece);
+        sink.usage(inputTokens, ++outputTokens);
+      }
+      return { finish: "tool_calls", toolCalls: [{ id: callId, name: plan.call.name, args: JSON.parse(plan.call.argsChunks.join("")) }] };
+    }
+    sink.progress("writing", "writing the answer", 0.7);
+    for (const token of plan.reply(last.output, last.isError)) {
+      await pace.next();
+      sink.text(token);
+      sink.usage(inputTokens, ++outputTokens);
+    }
+    return { finish: "stop", toolCalls: [] };
+  }
+}
+
+function lastUserText(history: readonly HistoryMessage[]): string {
+  for (let i = history.length - 1; i >= 0; i--) {
+    const m = history[i];
+    if (m?.role === "user") return m.text;
+  }
+  return "";
+}
+
+/** Waits between emitted units; rejects the moment the signal aborts. At pace 0 it still yields now and then. */
+class Pacer {
+  private count = 0;
+
+  constructor(
+    private readonly delayMs: number,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  next(): Promise<void> {
+    if (this.signal.aborted) return Promise.reject(abortError(this.signal));
+    if (this.delayMs === 0) {
+      // Yield to I/O every few units so cancel and other sessions get a turn even at full speed.
+      if (++this.count % 32 !== 0) return Promise.resolve();
+      return new Promise((resolve) => setImmediate(resolve));
+    }
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(abortError(this.signal));
+      };
+      const timer = setTimeout(() => {
+        this.signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, this.delayMs);
+      this.signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// The `agentwire` command: `serve` runs the server from environment configuration.
+import { ConfigError, loadConfig } from "./config.js";
+import { startServer } from "./server.js";
+
+const HELP = `agentwire - session server for bidirectional AI agents
+
+Usage:
+  agentwire serve      start the server (configuration from environment variables)
+  agentwire --help     this text
+
+Common settings (all are listed in the README):
+  PORT=8080                     listen port (0 picks a free one)
+  AGENTWIRE_AGENT=demo          demo | openai | anthropic
+  AGENTWIRE_DEMO_TOKENS_PER_SEC pace of the demo agent (0 = as fast as possible)
+  LOG_LEVEL=info                pino level
+
+Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const command = argv[0];
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    process.stdout.write(HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command !== "serve") {
+    process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
+    return 2;
+  }
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) process.stderr.write(`agentwire: invalid configuration: ${p.variable}: ${p.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const server = await startServer({ config });
+  // Machine-readable line for supervisors and tests that start us with PORT=0.
+  process.stdout.write(`${JSON.stringify({ listening: server.port, nativeUws: server.nativeUws })}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await server.close();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    if (code !== 0 || process.argv[2] === "serve") setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err) => {
+    process.stderr.write(`agentwire: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,76 @@
+// Configuration from environment variables, validated at startup; every knob is documented in the README.
+import { z } from "zod";
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no"])
+    .default(def ? "true" : "false")
+    .transform((v) => v === "true" || v === "1" || v === "yes");
+
+/** Env var name -> schema. Names are the public contract: see the configuration table in the README. */
+export const ConfigSchema = z
+  .object({
+    PORT: int(8080, 0, 65535),
+    HOST: z.string().min(1).default("0.0.0.0"),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    AGENTWIRE_AGENT: z.enum(["demo", "openai", "anthropic"]).default("demo"),
+    AGENTWIRE_MODEL: z.string().min(1).optional(),
+    AGENTWIRE_DEMO_TOKENS_PER_SEC: z.coerce.number().min(0).max(100_000).default(30),
+    AGENTWIRE_DEMO_SEED: int(1),
+    AGENTWIRE_DEMO_REPLY_WORDS: int(40, 0, 1_000_000),
+    AGENTWIRE_MAX_PAYLOAD_BYTES: int(64 * 1024, 256, 16 * 1024 * 1024),
+    AGENTWIRE_MAX_CONNECTIONS: int(100_000, 1),
+    AGENTWIRE_MAX_SESSIONS: int(100_000, 1),
+    AGENTWIRE_MAX_CONCURRENT_TURNS: int(1000, 1),
+    AGENTWIRE_CONNECT_RATE_PER_IP: z.coerce.number().positive().default(20),
+    AGENTWIRE_CONNECT_BURST_PER_IP: int(100, 1),
+    AGENTWIRE_INPUT_RATE_PER_SESSION: z.coerce.number().positive().default(50),
+    AGENTWIRE_INPUT_BURST_PER_SESSION: int(100, 1),
+    AGENTWIRE_MAX_INPUT_CHARS: int(32 * 1024, 1),
+    AGENTWIRE_LOG_MAX_EVENTS: int(10_000, 16),
+    AGENTWIRE_LOG_MAX_AGE_MS: int(600_000, 1000),
+    AGENTWIRE_SESSION_IDLE_MS: int(1_800_000, 1000),
+    AGENTWIRE_WS_IDLE_TIMEOUT_S: int(64, 8, 960),
+    AGENTWIRE_OUTBOX_SOFT_BYTES: int(64 * 1024, 1024),
+    AGENTWIRE_OUTBOX_HARD_BYTES: int(1024 * 1024, 4096),
+    AGENTWIRE_CLIENT_TOOL_TIMEOUT_MS: int(30_000, 10),
+    AGENTWIRE_MAX_STEPS: int(8, 1, 100),
+    AGENTWIRE_DRAIN_RECONNECT_MS: int(1000, 0),
+    AGENTWIRE_REQUIRE_NATIVE_UWS: bool(false),
+  })
+  .superRefine((c, ctx) => {
+    if (c.AGENTWIRE_OUTBOX_HARD_BYTES <= c.AGENTWIRE_OUTBOX_SOFT_BYTES) {
+      ctx.addIssue({ code: "custom", path: ["AGENTWIRE_OUTBOX_HARD_BYTES"], message: "must be greater than AGENTWIRE_OUTBOX_SOFT_BYTES" });
+    }
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(problems.map((p) => `${p.variable}: ${p.message}`).join("; "));
+    this.name = "ConfigError";
+  }
+}
+
+/** Reads the configuration from `env`; unknown variables are ignored, empty strings count as unset. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(ConfigSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== "") picked[key] = value;
+  }
+  const result = ConfigSchema.safeParse(picked);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => ({ variable: String(i.path[0] ?? "config"), message: i.message })));
+  }
+  return result.data;
+}
+
+/** Builds a config for tests and embedding: defaults plus overrides, validated the same way. */
+export function configFrom(overrides: Partial<Record<keyof Config, string | number | boolean>>): Config {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) env[k] = String(v);
+  return loadConfig(env);
+}

@@ -1,0 +1,116 @@
+// One client attached to a session through a transport: welcome, replay, live events, replies.
+import {
+  type ClientMessage,
+  type ErrorEvent,
+  type ParseFailure,
+  type ServerMessage,
+  type SessionEvent,
+  PROTOCOL_VERSION,
+} from "../../protocol/index.js";
+import type { LogEntry } from "./event-log.js";
+import { Outbox, type OutboxLimits } from "./outbox.js";
+import type { Session, SubmitError } from "./session.js";
+import type { Sink } from "./sink.js";
+
+export class Attachment {
+  private readonly outbox: Outbox;
+  private detached = false;
+
+  constructor(
+    readonly session: Session,
+    private readonly sink: Sink,
+    limits: OutboxLimits,
+    private readonly heartbeatMs: number,
+  ) {
+    this.outbox = new Outbox(sink, limits);
+  }
+
+  /** Sends the welcome, replays after `afterSeq` (when given), and joins the live stream. */
+  start(afterSeq: number | undefined): void {
+    this.session.attachments.add(this);
+    this.replay(afterSeq);
+  }
+
+  /** Live delivery of one logged event. */
+  deliver(entry: LogEntry): void {
+    this.outbox.push(entry.frame, entry.event);
+  }
+
+  /** Handles one parsed client message. */
+  receive(message: ClientMessage): void {
+    if (message.type === "resume") {
+      // Frames queued for the old position would arrive twice: start over from the client's position.
+      this.outbox.reset();
+      this.replay(message.afterSeq);
+      return;
+    }
+    const outcome = this.session.submit(message);
+    if (!outcome.ok) {
+      this.sendError(outcome.error, message.id);
+      return;
+    }
+    if (outcome.reply) this.send(outcome.reply);
+    else if (message.id) this.send({ type: "ack", id: message.id, turn: outcome.turn });
+  }
+
+  /** Reports a frame the transport could not parse; the connection stays. */
+  rejectFrame(failure: ParseFailure): void {
+    const event: ErrorEvent = { type: "error", code: failure.code, message: failure.message, retryable: false, field: failure.field, id: failure.id };
+    this.send(event);
+  }
+
+  sendError(error: SubmitError, id: string | undefined): void {
+    const { code, message, retryable, retryAfterMs, field } = error;
+    this.send({ type: "error", code, message, retryable, retryAfterMs, field, id });
+  }
+
+  /** Ephemeral frames (ack, pong, error, drain) share the outbox so ordering holds. */
+  send(message: ServerMessage): void {
+    this.outbox.push(JSON.stringify(message), null);
+  }
+
+  /** The transport's socket drained: write what is queued. */
+  drained(): void {
+    this.outbox.flush();
+  }
+
+  get pendingBytes(): number {
+    return this.outbox.pendingBytes;
+  }
+
+  get mergedFrames(): number {
+    return this.outbox.merged;
+  }
+
+  /** The transport lost the link: forget it. Idempotent. */
+  detach(): void {
+    if (this.detached) return;
+    this.detached = true;
+    this.outbox.close();
+    this.session.attachments.delete(this);
+    this.session.lastActivity = Date.now();
+  }
+
+  /** Closes the link from the server side. */
+  close(code: number, reason: string): void {
+    this.detach();
+    this.sink.close(code, reason);
+  }
+
+  private replay(afterSeq: number | undefined): void {
+    const log = this.session.log;
+    const replay = afterSeq === undefined ? { recovered: true, entries: [] as LogEntry[] } : log.after(afterSeq);
+    const welcome: SessionEvent = {
+      type: "session",
+      sessionId: this.session.id,
+      protocol: PROTOCOL_VERSION,
+      lastSeq: log.lastSeq,
+      resumed: afterSeq !== undefined,
+      recovered: replay.recovered,
+      activeTurn: this.session.activeTurn?.id ?? null,
+      heartbeatMs: this.heartbeatMs,
+    };
+    this.send(welcome);
+    for (const entry of replay.entries) this.outbox.push(entry.frame, entry.event);
+  }
+}

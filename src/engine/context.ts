@@ -1,0 +1,65 @@
+// What every session shares from its engine: the agent, tools, limits, clock and turn accounting.
+import type { Agent } from "./agent.js";
+import type { Logger } from "./logger.js";
+import type { ToolRegistry } from "./tools.js";
+
+export interface EngineLimits {
+  /** Events kept per session log. @default 10000 */
+  logMaxEvents: number;
+  /** Age after which log events are dropped (ms). @default 600000 */
+  logMaxAgeMs: number;
+  /** Buffered bytes above which a client counts as lagging. @default 65536 */
+  outboxSoftBytes: number;
+  /** Queued + buffered bytes above which a lagging client is closed with 4000. @default 1048576 */
+  outboxHardBytes: number;
+  /** Maximum characters of one turn's input, buffered partials included. @default 32768 */
+  maxInputChars: number;
+  /** Model -> tools -> model rounds per turn. @default 8 */
+  maxSteps: number;
+  /** How long a client-executed tool may take (ms). @default 30000 */
+  clientToolTimeoutMs: number;
+  /** A session with no client, no turn and no message for this long is deleted (ms). @default 1800000 */
+  sessionIdleMs: number;
+  /** Sessions held at once. @default 100000 */
+  maxSessions: number;
+  /** Turns running at once across all sessions. @default 1000 */
+  maxConcurrentTurns: number;
+  /** Client messages per second per session (sustained). @default 50 */
+  inputRatePerSec: number;
+  /** Client messages a session may send in a burst. @default 100 */
+  inputBurst: number;
+  /** Finished turn records kept per session for polling. @default 50 */
+  maxTurnsKept: number;
+  /** History messages kept per session. @default 200 */
+  maxHistoryMessages: number;
+}
+
+export const defaultLimits: EngineLimits = {
+  logMaxEvents: 10_000,
+  logMaxAgeMs: 600_000,
+  outboxSoftBytes: 64 * 1024,
+  outboxHardBytes: 1024 * 1024,
+  maxInputChars: 32 * 1024,
+  maxSteps: 8,
+  clientToolTimeoutMs: 30_000,
+  sessionIdleMs: 30 * 60_000,
+  maxSessions: 100_000,
+  maxConcurrentTurns: 1000,
+  inputRatePerSec: 50,
+  inputBurst: 100,
+  maxTurnsKept: 50,
+  maxHistoryMessages: 200,
+};
+
+export interface EngineContext {
+  agent: Agent;
+  tools: ToolRegistry;
+  limits: EngineLimits;
+  defaultModel: string | undefined;
+  heartbeatMs: number;
+  logger: Logger;
+  now: () => number;
+  runningTurns(): number;
+  turnStarted(): void;
+  turnEnded(): void;
+}

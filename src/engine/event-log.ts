@@ -1,0 +1,76 @@
+// The session's event log: gap-free seq numbers, bounded by count and by age, replayable after any seq.
+import type { LoggedEvent, LoggedEventInput } from "../../protocol/index.js";
+
+export interface LogEntry {
+  readonly seq: number;
+  readonly at: number;
+  readonly event: LoggedEvent;
+  /** The event serialized once, shared by every attached client. */
+  readonly frame: string;
+}
+
+export interface EventLogLimits {
+  /** Entries kept at most. */
+  maxEvents: number;
+  /** Entries older than this are dropped (ms). */
+  maxAgeMs: number;
+}
+
+export type ReplayResult = { recovered: true; entries: LogEntry[] } | { recovered: false; entries: [] };
+
+export class EventLog {
+  private entries: LogEntry[] = [];
+  /** Index of the oldest live entry; the array is compacted lazily so trimming stays O(1) amortized. */
+  private head = 0;
+  private last = 0;
+
+  constructor(
+    private readonly limits: EventLogLimits,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get lastSeq(): number {
+    return this.last;
+  }
+
+  /** Oldest seq still held, or lastSeq + 1 when the log is empty. */
+  get firstSeq(): number {
+    const first = this.entries[this.head];
+    return first ? first.seq : this.last + 1;
+  }
+
+  get size(): number {
+    return this.entries.length - this.head;
+  }
+
+  append(input: LoggedEventInput): LogEntry {
+    const seq = this.last + 1;
+    this.last = seq;
+    // Key order puts `type` and `seq` first in every frame, which keeps the wire readable.
+    const { type, ...rest } = input;
+    const event = { type, seq, ...rest } as LoggedEvent;
+    const entry: LogEntry = { seq, at: this.now(), event, frame: JSON.stringify(event) };
+    this.entries.push(entry);
+    this.trim();
+    return entry;
+  }
+
+  /** Every entry with seq > afterSeq, or `recovered: false` when some of them were already dropped. */
+  after(afterSeq: number): ReplayResult {
+    this.trim();
+    if (afterSeq > this.last) return { recovered: false, entries: [] };
+    if (afterSeq < this.firstSeq - 1) return { recovered: false, entries: [] };
+    const start = this.head + (afterSeq - (this.firstSeq - 1));
+    return { recovered: true, entries: this.entries.slice(start) };
+  }
+
+  trim(): void {
+    const oldest = this.now() - this.limits.maxAgeMs;
+    while (this.size > this.limits.maxEvents) this.head++;
+    while (this.size > 0 && (this.entries[this.head] as LogEntry).at < oldest) this.head++;
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+  }
+}

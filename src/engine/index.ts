@@ -1,0 +1,13 @@
+// The transport-agnostic engine: sessions, turns, the event log, cancel and backpressure policy.
+export * from "./agent.js";
+export * from "./attachment.js";
+export * from "./context.js";
+export * from "./engine.js";
+export * from "./event-log.js";
+export * from "./logger.js";
+export * from "./outbox.js";
+export * from "./rate.js";
+export * from "./session.js";
+export * from "./sink.js";
+export * from "./tools.js";
+export * from "./turn.js";

@@ -1,0 +1,130 @@
+// Per-attachment outbox: writes straight through while the client keeps up; while it lags, merges
+// token deltas and keeps only the newest progress, and closes past a hard byte cap.
+import { CloseCode, type LoggedEvent, type ProgressEvent, type TokenEvent } from "../../protocol/index.js";
+import type { Sink } from "./sink.js";
+
+export interface OutboxLimits {
+  /** Above this many buffered bytes the client counts as lagging and frames queue here. */
+  softBytes: number;
+  /** Queue + socket buffer above this closes the link with `SlowConsumer` (reconnect and resume). */
+  hardBytes: number;
+}
+
+interface Queued {
+  /** Serialized frame; null after a merge changed the event (serialized at flush). */
+  frame: string | null;
+  /** Set for logged events, which may merge; ephemeral frames carry none. */
+  event: LoggedEvent | null;
+  bytes: number;
+}
+
+export class Outbox {
+  private queue: Queued[] = [];
+  private queuedBytes = 0;
+  private closed = false;
+  /** Frames merged away since creation (observability and tests). */
+  merged = 0;
+
+  constructor(
+    private readonly sink: Sink,
+    private readonly limits: OutboxLimits,
+  ) {}
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  get pendingBytes(): number {
+    return this.queuedBytes;
+  }
+
+  get pendingFrames(): number {
+    return this.queue.length;
+  }
+
+  /** Queues or writes one frame. `event` is given for logged events so lagging deltas can merge. */
+  push(frame: string, event: LoggedEvent | null): void {
+    if (this.closed) return;
+    if (this.queue.length === 0 && this.sink.bufferedAmount() < this.limits.softBytes) {
+      if (!this.sink.write(frame)) this.closed = true;
+      return;
+    }
+    this.enqueue(frame, event);
+    if (this.queuedBytes + this.sink.bufferedAmount() > this.limits.hardBytes) {
+      this.overflow();
+    }
+  }
+
+  /** Writes what the socket will take; call when the transport reports the socket drained. */
+  flush(): void {
+    if (this.closed || this.queue.length === 0) return;
+    const batch: string[] = [];
+    let budget = this.limits.softBytes - this.sink.bufferedAmount();
+    while (this.queue.length > 0 && budget > 0) {
+      const item = this.queue.shift() as Queued;
+      const frame = item.frame ?? JSON.stringify(item.event);
+      this.queuedBytes -= item.bytes;
+      budget -= frame.length;
+      batch.push(frame);
+    }
+    if (batch.length > 0 && !this.sink.writeMany(batch)) this.closed = true;
+  }
+
+  /** Drops what is queued but keeps the link (the client asked to replay from a position). */
+  reset(): void {
+    this.queue = [];
+    this.queuedBytes = 0;
+  }
+
+  /** Drops everything queued; the attachment is gone. */
+  close(): void {
+    this.closed = true;
+    this.queue = [];
+    this.queuedBytes = 0;
+  }
+
+  private enqueue(frame: string, event: LoggedEvent | null): void {
+    if (event?.type === "token" && this.mergeToken(event)) return;
+    if (event?.type === "progress") this.dropOlderProgress(event);
+    this.queue.push({ frame, event, bytes: frame.length });
+    this.queuedBytes += frame.length;
+  }
+
+  private mergeToken(event: TokenEvent): boolean {
+    const tail = this.queue[this.queue.length - 1];
+    if (!tail || tail.event?.type !== "token" || tail.event.turn !== event.turn) return false;
+    const prev = tail.event;
+    const merged: TokenEvent = { type: "token", seq: event.seq, turn: event.turn, text: prev.text + event.text, from: prev.from ?? prev.seq };
+    tail.event = merged;
+    tail.frame = null;
+    tail.bytes += event.text.length;
+    this.queuedBytes += event.text.length;
+    this.merged++;
+    return true;
+  }
+
+  /** Progress is state, not history: a lagging client only needs the newest one of a turn. */
+  private dropOlderProgress(event: ProgressEvent): void {
+    const index = this.queue.findIndex((q) => q.event?.type === "progress" && q.event.turn === event.turn);
+    if (index < 0) return;
+    const [removed] = this.queue.splice(index, 1);
+    this.queuedBytes -= (removed as Queued).bytes;
+    this.merged++;
+    // The removal may leave two token frames of one turn side by side: merge them too.
+    const before = this.queue[index - 1];
+    const after = this.queue[index];
+    if (before?.event?.type === "token" && after?.event?.type === "token" && before.event.turn === after.event.turn) {
+      const merged: TokenEvent = { type: "token", seq: after.event.seq, turn: after.event.turn, text: before.event.text + after.event.text, from: before.event.from ?? before.event.seq };
+      before.event = merged;
+      before.frame = null;
+      before.bytes += after.bytes;
+      this.queue.splice(index, 1);
+      this.merged++;
+    }
+  }
+
+  private overflow(): void {
+    this.close();
+    this.sink.close(CloseCode.SlowConsumer, "slow_consumer");
+  }
+}

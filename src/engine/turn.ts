@@ -1,0 +1,235 @@
+// One turn: runs agent steps and tools until a final answer, and ends with exactly one turn_end.
+import { ErrorCode, type LoggedEventInput, type ToolDeclaration, type TurnStatus } from "../../protocol/index.js";
+import { type Agent, AgentError, type HistoryMessage, type StepResult, type StepSink, type ToolCall } from "./agent.js";
+import type { ToolRegistry } from "./tools.js";
+
+export interface TurnRecord {
+  id: string;
+  input: string;
+  status: "running" | TurnStatus;
+  reason?: string;
+  /** Text streamed so far, all steps. */
+  text: string;
+  inputTokens: number;
+  outputTokens: number;
+  startedAt: number;
+  endedAt?: number;
+}
+
+export interface TurnDeps {
+  sessionId: string;
+  agent: Agent;
+  tools: ToolRegistry;
+  model: string | undefined;
+  system: string | undefined;
+  clientTools: readonly ToolDeclaration[];
+  history: HistoryMessage[];
+  maxSteps: number;
+  clientToolTimeoutMs: number;
+  emit(event: LoggedEventInput): void;
+  onEnd(turn: Turn): void;
+  log?: (level: "warn" | "error", obj: object, msg: string) => void;
+}
+
+interface PendingClientCall {
+  resolve(result: { output: unknown; isError: boolean; code?: string }): void;
+}
+
+export class Turn {
+  readonly record: TurnRecord;
+  private readonly controller = new AbortController();
+  private ended = false;
+  private readonly pendingClientCalls = new Map<string, PendingClientCall>();
+  /** Usage of finished steps, plus the latest cumulative figures of the running step. */
+  private doneIn = 0;
+  private doneOut = 0;
+  private stepIn = 0;
+  private stepOut = 0;
+  private stepText = "";
+
+  constructor(
+    readonly id: string,
+    input: string,
+    private readonly deps: TurnDeps,
+  ) {
+    this.record = { id, input, status: "running", text: "", inputTokens: 0, outputTokens: 0, startedAt: Date.now() };
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Starts the turn; the returned promise settles when the agent work is over (turn_end may come earlier on cancel). */
+  async run(): Promise<void> {
+    this.deps.emit({ type: "turn_start", turn: this.id, input: this.record.input });
+    this.deps.history.push({ role: "user", text: this.record.input });
+    try {
+      for (let step = 0; step < this.deps.maxSteps; step++) {
+        const result = await this.runStep(step);
+        if (this.ended) return;
+        this.commitStep(result.toolCalls);
+        if (result.finish !== "tool_calls" || result.toolCalls.length === 0) {
+          const status = result.finish === "incomplete" ? "incomplete" : "completed";
+          this.finish(status, result.finish === "incomplete" ? "truncated" : result.finish);
+          return;
+        }
+        await this.runTools(result.toolCalls);
+        if (this.ended) return;
+      }
+      this.finish("incomplete", "max_steps");
+    } catch (err) {
+      if (this.ended) return;
+      this.fail(err);
+    }
+  }
+
+  /** Cancels the turn now: turn_end goes out at once, the agent's signal aborts. Idempotent. */
+  cancel(reason: "cancelled" | "interrupted" | "session_ended" = "cancelled"): boolean {
+    if (this.ended) return false;
+    if (this.stepText) this.deps.history.push({ role: "assistant", text: this.stepText });
+    this.finish("cancelled", reason);
+    return true;
+  }
+
+  /** Answers a client-executed tool call. False when no call with that id is waiting. */
+  resolveClientTool(callId: string, output: unknown, isError: boolean): boolean {
+    const pending = this.pendingClientCalls.get(callId);
+    if (!pending) return false;
+    this.pendingClientCalls.delete(callId);
+    pending.resolve({ output, isError });
+    return true;
+  }
+
+  private allTools(): ToolDeclaration[] {
+    return [...this.deps.tools.declarations(), ...this.deps.clientTools];
+  }
+
+  private executorOf(name: string): "server" | "client" {
+    return this.deps.clientTools.some((t) => t.name === name) ? "client" : "server";
+  }
+
+  private runStep(step: number): Promise<StepResult> {
+    this.stepIn = 0;
+    this.stepOut = 0;
+    this.stepText = "";
+    const names = new Map<string, string>();
+    const sink: StepSink = {
+      text: (delta) => {
+        if (this.ended || delta.length === 0) return;
+        this.stepText += delta;
+        this.record.text += delta;
+        this.deps.emit({ type: "token", turn: this.id, text: delta });
+      },
+      progress: (stage, message, fraction) => {
+        if (this.ended) return;
+        this.deps.emit({ type: "progress", turn: this.id, stage, message, fraction });
+      },
+      toolCallStart: (callId, name) => {
+        if (this.ended) return;
+        names.set(callId, name);
+        this.deps.emit({ type: "tool", turn: this.id, callId, phase: "start", name, executor: this.executorOf(name) });
+      },
+      toolCallDelta: (callId, argsDelta) => {
+        if (this.ended) return;
+        const name = names.get(callId) ?? "";
+        this.deps.emit({ type: "tool", turn: this.id, callId, phase: "delta", name, executor: this.executorOf(name), argsDelta });
+      },
+      usage: (inputTokens, outputTokens) => {
+        if (this.ended) return;
+        this.stepIn = inputTokens;
+        this.stepOut = outputTokens;
+      },
+    };
+    const request = {
+      sessionId: this.deps.sessionId,
+      turnId: this.id,
+      model: this.deps.model,
+      system: this.deps.system,
+      history: this.deps.history,
+      tools: this.allTools(),
+      step,
+    };
+    return this.deps.agent.step(request, sink, this.controller.signal);
+  }
+
+  private commitStep(toolCalls: ToolCall[]): void {
+    this.doneIn += this.stepIn;
+    this.doneOut += this.stepOut;
+    this.stepIn = 0;
+    this.stepOut = 0;
+    const message: HistoryMessage = { role: "assistant", text: this.stepText };
+    if (toolCalls.length > 0) message.toolCalls = toolCalls;
+    this.deps.history.push(message);
+    this.stepText = "";
+  }
+
+  private async runTools(calls: ToolCall[]): Promise<void> {
+    for (const call of calls) {
+      this.deps.emit({ type: "tool", turn: this.id, callId: call.id, phase: "ready", name: call.name, executor: this.executorOf(call.name), args: call.args });
+    }
+    const results = await Promise.all(calls.map((call) => this.runTool(call)));
+    if (this.ended) return;
+    calls.forEach((call, i) => {
+      const r = results[i] as { output: unknown; isError: boolean; code?: string };
+      this.deps.emit({ type: "tool", turn: this.id, callId: call.id, phase: "result", name: call.name, executor: this.executorOf(call.name), output: r.output, isError: r.isError, code: r.code });
+      const output = typeof r.output === "string" ? r.output : JSON.stringify(r.output ?? null);
+      this.deps.history.push({ role: "tool", callId: call.id, name: call.name, output, isError: r.isError });
+    });
+  }
+
+  private async runTool(call: ToolCall): Promise<{ output: unknown; isError: boolean; code?: string }> {
+    if (this.executorOf(call.name) === "client") return this.waitForClient(call);
+    const tool = this.deps.tools.get(call.name);
+    if (!tool) return { output: `unknown tool "${call.name}"`, isError: true, code: ErrorCode.ToolFailed };
+    try {
+      return { output: await tool.run(call.args, this.controller.signal), isError: false };
+    } catch (err) {
+      return { output: err instanceof Error ? err.message : String(err), isError: true, code: ErrorCode.ToolFailed };
+    }
+  }
+
+  private waitForClient(call: ToolCall): Promise<{ output: unknown; isError: boolean; code?: string }> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingClientCalls.delete(call.id);
+        resolve({ output: `no tool_result within ${this.deps.clientToolTimeoutMs} ms`, isError: true, code: ErrorCode.ToolTimeout });
+      }, this.deps.clientToolTimeoutMs);
+      const settle = (r: { output: unknown; isError: boolean; code?: string }) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      this.pendingClientCalls.set(call.id, { resolve: settle });
+      this.controller.signal.addEventListener("abort", () => settle({ output: "cancelled", isError: true }), { once: true });
+    });
+  }
+
+  private fail(err: unknown): void {
+    const agentError = err instanceof AgentError ? err : null;
+    const code = agentError?.code ?? ErrorCode.UpstreamError;
+    const message = agentError?.message ?? "the agent failed";
+    if (!agentError) this.deps.log?.("error", { err, turn: this.id }, "agent step threw");
+    this.deps.emit({ type: "error", turn: this.id, code, message, retryable: agentError?.retryable ?? false, retryAfterMs: agentError?.retryAfterMs });
+    if (this.stepText) this.deps.history.push({ role: "assistant", text: this.stepText });
+    this.finish("failed", code);
+  }
+
+  private finish(status: TurnStatus, reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    const inputTokens = this.doneIn + this.stepIn;
+    const outputTokens = this.doneOut + this.stepOut;
+    this.record.inputTokens = inputTokens;
+    this.record.outputTokens = outputTokens;
+    this.deps.emit({ type: "usage", turn: this.id, inputTokens, outputTokens, partial: status !== "completed" });
+    this.deps.emit({ type: "turn_end", turn: this.id, status, reason });
+    this.record.status = status;
+    this.record.reason = reason;
+    this.record.endedAt = Date.now();
+    this.controller.abort();
+    this.deps.onEnd(this);
+  }
+}

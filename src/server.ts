@@ -1,0 +1,119 @@
+// Composition root: config -> agent -> engine -> transports -> listen.
+import type { Config } from "./config.js";
+import { DemoAgent } from "./agents/demo.js";
+import { type Agent, Engine, KeyedRateLimiter, type Logger, type ToolRegistry } from "./engine/index.js";
+import { registerHttpRoutes } from "./transports/http-routes.js";
+import { type ConnectionStats, registerWebSocketRoute } from "./transports/uws-websocket.js";
+import { NATIVE_UWS_WARNING, isNativeUws, type us_listen_socket, uws } from "./transports/uws.js";
+import { createLogger } from "./log.js";
+
+export interface ServerOptions {
+  config: Config;
+  /** Overrides the agent chosen by AGENTWIRE_AGENT (tests, embedding). */
+  agent?: Agent;
+  tools?: ToolRegistry;
+  logger?: Logger;
+}
+
+export interface RunningServer {
+  port: number;
+  engine: Engine;
+  nativeUws: boolean;
+  /** Tells clients to reconnect elsewhere, closes every link and stops listening. */
+  close(): Promise<void>;
+}
+
+export function createAgent(config: Config): Agent {
+  switch (config.AGENTWIRE_AGENT) {
+    case "demo":
+      return new DemoAgent({
+        tokensPerSecond: config.AGENTWIRE_DEMO_TOKENS_PER_SEC,
+        seed: config.AGENTWIRE_DEMO_SEED,
+        replyWords: config.AGENTWIRE_DEMO_REPLY_WORDS,
+      });
+    default:
+      throw new Error(`agent "${config.AGENTWIRE_AGENT}" is not available in this build`);
+  }
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config.LOG_LEVEL);
+  const nativeUws = isNativeUws();
+  if (!nativeUws) {
+    logger.error({ nativeUws }, NATIVE_UWS_WARNING);
+    if (config.AGENTWIRE_REQUIRE_NATIVE_UWS) throw new Error(NATIVE_UWS_WARNING);
+  }
+  const agent = options.agent ?? createAgent(config);
+  const engine = new Engine({
+    agent,
+    tools: options.tools,
+    defaultModel: config.AGENTWIRE_MODEL,
+    heartbeatMs: Math.floor((config.AGENTWIRE_WS_IDLE_TIMEOUT_S * 1000) / 2),
+    logger,
+    limits: {
+      logMaxEvents: config.AGENTWIRE_LOG_MAX_EVENTS,
+      logMaxAgeMs: config.AGENTWIRE_LOG_MAX_AGE_MS,
+      outboxSoftBytes: config.AGENTWIRE_OUTBOX_SOFT_BYTES,
+      outboxHardBytes: config.AGENTWIRE_OUTBOX_HARD_BYTES,
+      maxInputChars: config.AGENTWIRE_MAX_INPUT_CHARS,
+      maxSteps: config.AGENTWIRE_MAX_STEPS,
+      clientToolTimeoutMs: config.AGENTWIRE_CLIENT_TOOL_TIMEOUT_MS,
+      sessionIdleMs: config.AGENTWIRE_SESSION_IDLE_MS,
+      maxSessions: config.AGENTWIRE_MAX_SESSIONS,
+      maxConcurrentTurns: config.AGENTWIRE_MAX_CONCURRENT_TURNS,
+      inputRatePerSec: config.AGENTWIRE_INPUT_RATE_PER_SESSION,
+      inputBurst: config.AGENTWIRE_INPUT_BURST_PER_SESSION,
+    },
+  });
+
+  const app = uws.App();
+  const stats: ConnectionStats = { websockets: 0 };
+  registerHttpRoutes(app, engine, {
+    isReady: () => true,
+    metrics: () =>
+      [
+        "# TYPE agentwire_sessions gauge",
+        `agentwire_sessions ${engine.sessionCount}`,
+        "# TYPE agentwire_running_turns gauge",
+        `agentwire_running_turns ${engine.runningTurns}`,
+        "# TYPE agentwire_websockets gauge",
+        `agentwire_websockets ${stats.websockets}`,
+        "# TYPE agentwire_native_uws gauge",
+        `agentwire_native_uws ${nativeUws ? 1 : 0}`,
+        "",
+      ].join("\n"),
+  });
+  registerWebSocketRoute(
+    app,
+    engine,
+    {
+      maxPayloadBytes: config.AGENTWIRE_MAX_PAYLOAD_BYTES,
+      idleTimeoutS: config.AGENTWIRE_WS_IDLE_TIMEOUT_S,
+      maxConnections: config.AGENTWIRE_MAX_CONNECTIONS,
+      connectLimiter: new KeyedRateLimiter(config.AGENTWIRE_CONNECT_RATE_PER_IP, config.AGENTWIRE_CONNECT_BURST_PER_IP),
+      logger,
+    },
+    stats,
+  );
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(config.HOST, config.PORT, (socket) => {
+      if (socket) resolve(socket);
+      else reject(new Error(`cannot listen on ${config.HOST}:${config.PORT}`));
+    });
+  });
+  const port = uws.us_socket_local_port(listenSocket);
+  logger.info({ port, host: config.HOST, agent: agent.name, nativeUws }, "agentwire listening");
+
+  return {
+    port,
+    engine,
+    nativeUws,
+    async close() {
+      uws.us_listen_socket_close(listenSocket);
+      engine.drain(config.AGENTWIRE_DRAIN_RECONNECT_MS);
+      engine.close();
+    },
+  };
+}

@@ -1,0 +1,157 @@
+// The WebSocket route: upgrade with auth and limits, then frames -> engine and engine -> frames.
+import { CloseCode, ErrorCode, parseClientFrame } from "../../protocol/index.js";
+import type { Attachment, Engine, KeyedRateLimiter, Logger, Sink } from "../engine/index.js";
+import { extractToken, queryParam, readRequest, sendError } from "./http-util.js";
+import type { TemplatedApp, WebSocket } from "./uws.js";
+
+export interface WebSocketRouteOptions {
+  /** Largest frame answered with a typed error; bigger frames up to 4x this close the link with 1009. */
+  maxPayloadBytes: number;
+  /** Seconds without traffic before uWS closes the link; pings go out automatically before that. */
+  idleTimeoutS: number;
+  maxConnections: number;
+  connectLimiter: KeyedRateLimiter;
+  logger: Logger;
+}
+
+/** Per-connection state lives under one key: uWS merges user data onto the socket object itself. */
+interface ConnState {
+  sessionId: string;
+  afterSeq: number | undefined;
+  closed: boolean;
+  attachment: Attachment | null;
+}
+interface UserData {
+  conn: ConnState;
+}
+
+export interface ConnectionStats {
+  websockets: number;
+}
+
+const SUBPROTOCOL = "agentwire.v1";
+
+export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, options: WebSocketRouteOptions, stats: ConnectionStats): void {
+  const { logger } = options;
+  app.ws<UserData>("/v1/sessions/:id/ws", {
+    // uWS closes the link on anything above maxPayloadLength; we answer frames between the configured
+    // limit and this hard ceiling with a typed error instead, and keep the connection.
+    maxPayloadLength: options.maxPayloadBytes * 4,
+    idleTimeout: options.idleTimeoutS,
+    sendPingsAutomatically: true,
+    // The outbox enforces its own cap and closes with SlowConsumer; uWS must never drop frames silently.
+    maxBackpressure: 64 * 1024 * 1024,
+    closeOnBackpressureLimit: 0,
+
+    upgrade(res, req, context) {
+      const info = readRequest(res, req);
+      const sessionId = req.getParameter(0) ?? "";
+      const key = req.getHeader("sec-websocket-key");
+      const extensions = req.getHeader("sec-websocket-extensions");
+      const state = { aborted: false };
+      const waitMs = options.connectLimiter.take(info.ip);
+      if (waitMs > 0) {
+        sendError(res, state, 429, { code: ErrorCode.RateLimited, message: "too many connection attempts", retryable: true, retryAfterMs: waitMs });
+        return;
+      }
+      if (stats.websockets >= options.maxConnections) {
+        sendError(res, state, 503, { code: ErrorCode.Overloaded, message: "connection limit reached", retryable: true, retryAfterMs: 1000 });
+        return;
+      }
+      const token = extractToken(info);
+      if (!token) {
+        sendError(res, state, 401, { code: ErrorCode.Unauthorized, message: "a session token is required" });
+        return;
+      }
+      const auth = engine.authorize(sessionId, token);
+      if (!auth.ok) {
+        const status = auth.code === ErrorCode.SessionNotFound ? 404 : 403;
+        sendError(res, state, status, { code: auth.code, message: auth.code === ErrorCode.SessionNotFound ? "no such session" : "wrong token for this session" });
+        return;
+      }
+      const rawAfter = queryParam(info.query, "afterSeq");
+      let afterSeq: number | undefined;
+      if (rawAfter !== undefined) {
+        afterSeq = Number(rawAfter);
+        if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) {
+          sendError(res, state, 400, { code: ErrorCode.InvalidMessage, message: "afterSeq must be a non-negative integer", field: "afterSeq" });
+          return;
+        }
+      }
+      const offered = (info.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim()).filter(Boolean);
+      const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : (offered.find((p) => !p.startsWith("bearer.")) ?? "");
+      const conn: ConnState = { sessionId, afterSeq, closed: false, attachment: null };
+      res.upgrade<UserData>({ conn }, key, protocol, extensions, context);
+    },
+
+    open(ws) {
+      const conn = ws.getUserData().conn;
+      const session = engine.get(conn.sessionId);
+      if (!session || session.isEnded) {
+        ws.end(CloseCode.SessionNotFound, "session_not_found");
+        return;
+      }
+      stats.websockets++;
+      conn.attachment = engine.attach(session, socketSink(ws, conn), conn.afterSeq);
+      logger.debug({ sessionId: conn.sessionId, afterSeq: conn.afterSeq }, "websocket attached");
+    },
+
+    message(ws, data, isBinary) {
+      const conn = ws.getUserData().conn;
+      const attachment = conn.attachment;
+      if (!attachment) return;
+      if (isBinary) {
+        attachment.rejectFrame({ code: ErrorCode.BinaryNotSupported, message: "send JSON text frames" });
+        return;
+      }
+      if (data.byteLength > options.maxPayloadBytes) {
+        attachment.rejectFrame({ code: ErrorCode.PayloadTooLarge, message: `frames are limited to ${options.maxPayloadBytes} bytes` });
+        return;
+      }
+      const parsed = parseClientFrame(Buffer.from(data).toString("utf8"));
+      if (parsed.ok) attachment.receive(parsed.message);
+      else attachment.rejectFrame(parsed.error);
+    },
+
+    drain(ws) {
+      ws.getUserData().conn.attachment?.drained();
+    },
+
+    close(ws, code) {
+      const conn = ws.getUserData().conn;
+      conn.closed = true;
+      if (conn.attachment) {
+        stats.websockets--;
+        conn.attachment.detach();
+        conn.attachment = null;
+      }
+      logger.debug({ sessionId: conn.sessionId, code }, "websocket closed");
+    },
+  });
+}
+
+/** The engine's view of a socket. A send on a closed socket is a normal disconnect, not an error. */
+function socketSink(ws: WebSocket<UserData>, conn: ConnState): Sink {
+  return {
+    write(frame) {
+      if (conn.closed) return false;
+      ws.cork(() => ws.send(frame, false, false));
+      return true;
+    },
+    writeMany(frames) {
+      if (conn.closed) return false;
+      ws.cork(() => {
+        for (const frame of frames) ws.send(frame, false, false);
+      });
+      return true;
+    },
+    bufferedAmount() {
+      return conn.closed ? 0 : ws.getBufferedAmount();
+    },
+    close(code, reason) {
+      if (conn.closed) return;
+      conn.closed = true;
+      ws.end(code, reason);
+    },
+  };
+}
