@@ -38,6 +38,10 @@ export const ConfigSchema = z
     AGENTWIRE_MAX_STEPS: int(8, 1, 100),
     AGENTWIRE_DRAIN_RECONNECT_MS: int(1000, 0),
     AGENTWIRE_REQUIRE_NATIVE_UWS: bool(false),
+    AGENTWIRE_SSE_HEARTBEAT_MS: int(15_000, 100),
+    AGENTWIRE_SSE_RETRY_MS: int(2000, 0),
+    /** Comma-separated origins allowed by CORS; "*" allows any. Empty: no CORS headers. */
+    AGENTWIRE_CORS_ORIGINS: z.string().default(""),
   })
   .superRefine((c, ctx) => {
     if (c.AGENTWIRE_OUTBOX_HARD_BYTES <= c.AGENTWIRE_OUTBOX_SOFT_BYTES) {

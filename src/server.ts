@@ -3,6 +3,7 @@ import type { Config } from "./config.js";
 import { DemoAgent } from "./agents/demo.js";
 import { type Agent, Engine, KeyedRateLimiter, type Logger, type ToolRegistry } from "./engine/index.js";
 import { registerHttpRoutes } from "./transports/http-routes.js";
+import { registerSseRoutes } from "./transports/sse-http.js";
 import { type ConnectionStats, registerWebSocketRoute } from "./transports/uws-websocket.js";
 import { NATIVE_UWS_WARNING, isNativeUws, type us_listen_socket, uws } from "./transports/uws.js";
 import { createLogger } from "./log.js";
@@ -68,7 +69,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   const app = uws.App();
-  const stats: ConnectionStats = { websockets: 0 };
+  const stats: ConnectionStats = { websockets: 0, sseStreams: 0 };
+  const connectLimiter = new KeyedRateLimiter(config.AGENTWIRE_CONNECT_RATE_PER_IP, config.AGENTWIRE_CONNECT_BURST_PER_IP);
   registerHttpRoutes(app, engine, {
     isReady: () => true,
     metrics: () =>
@@ -79,6 +81,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         `agentwire_running_turns ${engine.runningTurns}`,
         "# TYPE agentwire_websockets gauge",
         `agentwire_websockets ${stats.websockets}`,
+        "# TYPE agentwire_sse_streams gauge",
+        `agentwire_sse_streams ${stats.sseStreams}`,
         "# TYPE agentwire_native_uws gauge",
         `agentwire_native_uws ${nativeUws ? 1 : 0}`,
         "",
@@ -91,7 +95,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       maxPayloadBytes: config.AGENTWIRE_MAX_PAYLOAD_BYTES,
       idleTimeoutS: config.AGENTWIRE_WS_IDLE_TIMEOUT_S,
       maxConnections: config.AGENTWIRE_MAX_CONNECTIONS,
-      connectLimiter: new KeyedRateLimiter(config.AGENTWIRE_CONNECT_RATE_PER_IP, config.AGENTWIRE_CONNECT_BURST_PER_IP),
+      connectLimiter,
+      logger,
+    },
+    stats,
+  );
+  registerSseRoutes(
+    app,
+    engine,
+    {
+      heartbeatMs: config.AGENTWIRE_SSE_HEARTBEAT_MS,
+      retryMs: config.AGENTWIRE_SSE_RETRY_MS,
+      maxPayloadBytes: config.AGENTWIRE_MAX_PAYLOAD_BYTES,
+      maxConnections: config.AGENTWIRE_MAX_CONNECTIONS,
+      corsOrigins: config.AGENTWIRE_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean),
+      connectLimiter,
       logger,
     },
     stats,

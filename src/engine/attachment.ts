@@ -44,13 +44,16 @@ export class Attachment {
       this.replay(message.afterSeq);
       return;
     }
-    const outcome = this.session.submit(message);
+    const id = message.id;
+    // A turn's ack goes out before its turn_start, so a client sees its message taken first.
+    const onTurn = id ? (turn: string) => this.send({ type: "ack", id, turn }) : undefined;
+    const outcome = this.session.submit(message, onTurn);
     if (!outcome.ok) {
-      this.sendError(outcome.error, message.id);
+      this.sendError(outcome.error, id);
       return;
     }
     if (outcome.reply) this.send(outcome.reply);
-    else if (message.id) this.send({ type: "ack", id: message.id, turn: outcome.turn });
+    else if (id && !outcome.turn) this.send({ type: "ack", id });
   }
 
   /** Reports a frame the transport could not parse; the connection stays. */
@@ -88,7 +91,7 @@ export class Attachment {
     this.detached = true;
     this.outbox.close();
     this.session.attachments.delete(this);
-    this.session.lastActivity = Date.now();
+    this.session.touch();
   }
 
   /** Closes the link from the server side. */

@@ -97,8 +97,8 @@ export class Engine {
   }
 
   /** Applies a client message that arrived without a stream (HTTP POST). */
-  submit(session: Session, message: Parameters<Session["submit"]>[0]): SubmitOutcome {
-    return session.submit(message);
+  submit(session: Session, message: Parameters<Session["submit"]>[0], onTurn?: (turnId: string) => void): SubmitOutcome {
+    return session.submit(message, onTurn);
   }
 
   deleteSession(sessionId: string): boolean {

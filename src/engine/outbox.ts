@@ -50,24 +50,27 @@ export class Outbox {
       return;
     }
     this.enqueue(frame, event);
-    if (this.queuedBytes + this.sink.bufferedAmount() > this.limits.hardBytes) {
-      this.overflow();
-    }
+    const buffered = this.sink.bufferedAmount();
+    if (this.queuedBytes + buffered > this.limits.hardBytes) this.overflow();
+    else if (buffered < this.limits.softBytes) this.flush();
   }
 
   /** Writes what the socket will take; call when the transport reports the socket drained. */
   flush(): void {
-    if (this.closed || this.queue.length === 0) return;
-    const batch: string[] = [];
-    let budget = this.limits.softBytes - this.sink.bufferedAmount();
-    while (this.queue.length > 0 && budget > 0) {
-      const item = this.queue.shift() as Queued;
-      const frame = item.frame ?? JSON.stringify(item.event);
-      this.queuedBytes -= item.bytes;
-      budget -= frame.length;
-      batch.push(frame);
+    // Loop: a batch that the kernel takes whole leaves nothing buffered, and then no drain event comes.
+    while (!this.closed && this.queue.length > 0) {
+      let budget = this.limits.softBytes - this.sink.bufferedAmount();
+      if (budget <= 0) return;
+      const batch: string[] = [];
+      while (this.queue.length > 0 && budget > 0) {
+        const item = this.queue.shift() as Queued;
+        const frame = item.frame ?? JSON.stringify(item.event);
+        this.queuedBytes -= item.bytes;
+        budget -= frame.length;
+        batch.push(frame);
+      }
+      if (!this.sink.writeMany(batch)) this.closed = true;
     }
-    if (batch.length > 0 && !this.sink.writeMany(batch)) this.closed = true;
   }
 
   /** Drops what is queued but keeps the link (the client asked to replay from a position). */

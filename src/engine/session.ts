@@ -78,8 +78,15 @@ export class Session {
     for (const attachment of this.attachments) attachment.deliver(entry);
   }
 
-  /** Applies one client message (`resume` and `ping` are the attachment's business). */
-  submit(message: ClientMessage): SubmitOutcome {
+  touch(): void {
+    this.lastActivity = this.ctx.now();
+  }
+
+  /**
+   * Applies one client message (`resume` is the attachment's business). `onTurn` runs with the new
+   * turn's id just before its first event, so an acknowledgement can precede `turn_start`.
+   */
+  submit(message: ClientMessage, onTurn?: (turnId: string) => void): SubmitOutcome {
     if (this.ended) return refuse(ErrorCode.SessionNotFound, "the session has ended", 404);
     this.lastActivity = this.ctx.now();
     const waitMs = this.inputRate.take();
@@ -88,7 +95,7 @@ export class Session {
     }
     switch (message.type) {
       case "input":
-        return this.input(message);
+        return this.input(message, onTurn);
       case "cancel":
         if (this.activeTurn && (!message.turn || message.turn === this.activeTurn.id)) this.activeTurn.cancel("cancelled");
         return { ok: true };
@@ -106,7 +113,7 @@ export class Session {
     }
   }
 
-  private input(message: InputMessage): SubmitOutcome {
+  private input(message: InputMessage, onTurn?: (turnId: string) => void): SubmitOutcome {
     const { limits } = this.ctx;
     if (message.interrupt && this.activeTurn) this.activeTurn.cancel("interrupted");
     const text = this.pending + message.text;
@@ -128,7 +135,7 @@ export class Session {
       return refuse(ErrorCode.RateLimited, "the server is running its maximum number of turns", 429, { retryable: true, retryAfterMs: 1000 });
     }
     this.pending = "";
-    return { ok: true, turn: this.startTurn(text) };
+    return { ok: true, turn: this.startTurn(text, onTurn) };
   }
 
   private configure(message: ConfigureMessage): SubmitOutcome {
@@ -147,8 +154,9 @@ export class Session {
     return { ok: true };
   }
 
-  private startTurn(input: string): string {
+  private startTurn(input: string, onTurn?: (turnId: string) => void): string {
     const id = `t${++this.turnCounter}`;
+    onTurn?.(id);
     const turn = new Turn(id, input, {
       sessionId: this.id,
       agent: this.ctx.agent,

@@ -27,6 +27,7 @@ interface UserData {
 
 export interface ConnectionStats {
   websockets: number;
+  sseStreams: number;
 }
 
 const SUBPROTOCOL = "agentwire.v1";

@@ -1,0 +1,30 @@
+// Starts a real agentwire server on port 0 for a test, with overrides and an optional custom agent.
+import { type Config, configFrom } from "../../src/config.js";
+import type { Agent, ToolRegistry } from "../../src/engine/index.js";
+import { silentLogger } from "../../src/engine/logger.js";
+import { type RunningServer, startServer } from "../../src/server.js";
+
+export interface TestServer extends RunningServer {
+  base: string;
+  wsBase: string;
+  createSession(): Promise<{ sessionId: string; token: string }>;
+}
+
+export async function startTestServer(
+  overrides: Partial<Record<keyof Config, string | number | boolean>> = {},
+  extra: { agent?: Agent; tools?: ToolRegistry } = {},
+): Promise<TestServer> {
+  const config = configFrom({ PORT: 0, HOST: "127.0.0.1", AGENTWIRE_DEMO_TOKENS_PER_SEC: 0, LOG_LEVEL: "silent", ...overrides });
+  const server = await startServer({ config, logger: silentLogger, ...extra });
+  const base = `http://127.0.0.1:${server.port}`;
+  return {
+    ...server,
+    base,
+    wsBase: `ws://127.0.0.1:${server.port}`,
+    async createSession() {
+      const res = await fetch(`${base}/v1/sessions`, { method: "POST" });
+      if (res.status !== 201) throw new Error(`create session: HTTP ${res.status}`);
+      return (await res.json()) as { sessionId: string; token: string };
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { EventLog } from "../../src/engine/event-log.js";
+
+const token = (text: string) => ({ type: "token" as const, turn: "t1", text });
+
+describe("EventLog", () => {
+  it("assigns gap-free seq numbers starting at 1 and serializes type and seq first", () => {
+    const log = new EventLog({ maxEvents: 100, maxAgeMs: 60_000 });
+    const seqs = ["a", "b", "c"].map((t) => log.append(token(t)).seq);
+    expect(seqs).toEqual([1, 2, 3]);
+    expect(log.lastSeq).toBe(3);
+    expect(log.append(token("d")).frame).toBe('{"type":"token","seq":4,"turn":"t1","text":"d"}');
+  });
+
+  it("replays exactly the entries after a position", () => {
+    const log = new EventLog({ maxEvents: 100, maxAgeMs: 60_000 });
+    for (const t of "abcde") log.append(token(t));
+    for (let after = 0; after <= 5; after++) {
+      const replay = log.after(after);
+      expect(replay.recovered).toBe(true);
+      expect(replay.entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5].filter((s) => s > after));
+    }
+  });
+
+  it("drops by count and reports recovered: false for positions that fell out", () => {
+    const log = new EventLog({ maxEvents: 3, maxAgeMs: 60_000 });
+    for (const t of "abcdef") log.append(token(t));
+    expect(log.firstSeq).toBe(4);
+    expect(log.after(3).entries.map((e) => e.seq)).toEqual([4, 5, 6]);
+    expect(log.after(2)).toEqual({ recovered: false, entries: [] });
+    expect(log.after(7)).toEqual({ recovered: false, entries: [] });
+  });
+
+  it("drops by age", () => {
+    let now = 1000;
+    const log = new EventLog({ maxEvents: 100, maxAgeMs: 500 }, () => now);
+    log.append(token("old"));
+    now = 1400;
+    log.append(token("new"));
+    now = 1600;
+    expect(log.after(0).recovered).toBe(false);
+    expect(log.after(1).entries.map((e) => e.seq)).toEqual([2]);
+    now = 2000;
+    log.trim();
+    expect(log.size).toBe(0);
+    expect(log.firstSeq).toBe(3);
+    expect(log.after(2)).toEqual({ recovered: true, entries: [] });
+  });
+
+  it("keeps memory bounded over many appends", () => {
+    const log = new EventLog({ maxEvents: 10, maxAgeMs: 60_000 });
+    for (let i = 0; i < 50_000; i++) log.append(token("x"));
+    expect(log.size).toBe(10);
+    expect(log.after(49_990).entries.map((e) => e.seq)).toEqual(Array.from({ length: 10 }, (_, i) => 49_991 + i));
+  });
+});
