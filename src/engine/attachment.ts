@@ -12,9 +12,14 @@ import { Outbox, type OutboxLimits } from "./outbox.js";
 import type { Session, SubmitError } from "./session.js";
 import type { Sink } from "./sink.js";
 
+/** Log entries written per replay batch; replay reads the log in place, so it costs no copy per client. */
+const REPLAY_BATCH = 256;
+
 export class Attachment {
   private readonly outbox: Outbox;
   private detached = false;
+  /** While replaying: the last seq written from the log. Live events wait in the log until the cursor reaches them. */
+  private cursor: number | null = null;
 
   constructor(
     readonly session: Session,
@@ -33,7 +38,8 @@ export class Attachment {
 
   /** Live delivery of one logged event. */
   deliver(entry: LogEntry): void {
-    this.outbox.push(entry.frame, entry.event);
+    if (this.cursor !== null) this.pump();
+    else this.outbox.push(entry.frame, entry.event);
   }
 
   /** Handles one parsed client message. */
@@ -72,9 +78,10 @@ export class Attachment {
     this.outbox.push(JSON.stringify(message), null);
   }
 
-  /** The transport's socket drained: write what is queued. */
+  /** The transport's socket drained: write what is queued, then continue any replay. */
   drained(): void {
     this.outbox.flush();
+    if (this.cursor !== null) this.pump();
   }
 
   get pendingBytes(): number {
@@ -83,6 +90,10 @@ export class Attachment {
 
   get mergedFrames(): number {
     return this.outbox.merged;
+  }
+
+  get peakBytes(): number {
+    return this.outbox.peakBytes;
   }
 
   /** The transport lost the link: forget it. Idempotent. */
@@ -102,7 +113,7 @@ export class Attachment {
 
   private replay(afterSeq: number | undefined): void {
     const log = this.session.log;
-    const replay = afterSeq === undefined ? { recovered: true, entries: [] as LogEntry[] } : log.after(afterSeq);
+    const replay = afterSeq === undefined ? { recovered: true } : log.after(afterSeq, 0);
     const welcome: SessionEvent = {
       type: "session",
       sessionId: this.session.id,
@@ -114,6 +125,31 @@ export class Attachment {
       heartbeatMs: this.heartbeatMs,
     };
     this.send(welcome);
-    for (const entry of replay.entries) this.outbox.push(entry.frame, entry.event);
+    if (afterSeq === undefined || !replay.recovered) {
+      this.cursor = null;
+      return;
+    }
+    this.cursor = afterSeq;
+    this.pump();
+  }
+
+  /** Writes log entries after the cursor while the socket takes them; switches to live once caught up. */
+  private pump(): void {
+    const log = this.session.log;
+    while (this.cursor !== null && this.outbox.writable) {
+      const batch = log.after(this.cursor, REPLAY_BATCH);
+      if (!batch.recovered) {
+        // The client read so slowly that the log dropped what it had not read yet.
+        this.cursor = null;
+        this.outbox.closeSlow();
+        return;
+      }
+      if (batch.entries.length === 0) {
+        this.cursor = null;
+        return;
+      }
+      this.outbox.writeBatch(batch.entries.map((e) => e.frame));
+      this.cursor = (batch.entries[batch.entries.length - 1] as LogEntry).seq;
+    }
   }
 }

@@ -55,13 +55,14 @@ export class EventLog {
     return entry;
   }
 
-  /** Every entry with seq > afterSeq, or `recovered: false` when some of them were already dropped. */
-  after(afterSeq: number): ReplayResult {
+  /** Entries with seq > afterSeq (at most `limit`), or `recovered: false` when some were already dropped. */
+  after(afterSeq: number, limit = Number.POSITIVE_INFINITY): ReplayResult {
     this.trim();
     if (afterSeq > this.last) return { recovered: false, entries: [] };
     if (afterSeq < this.firstSeq - 1) return { recovered: false, entries: [] };
     const start = this.head + (afterSeq - (this.firstSeq - 1));
-    return { recovered: true, entries: this.entries.slice(start) };
+    const end = Math.min(this.entries.length, start + limit);
+    return { recovered: true, entries: this.entries.slice(start, end) };
   }
 
   trim(): void {

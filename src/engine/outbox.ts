@@ -24,6 +24,8 @@ export class Outbox {
   private closed = false;
   /** Frames merged away since creation (observability and tests). */
   merged = 0;
+  /** Highest queued + socket-buffered bytes seen while lagging: what this client cost us at worst. */
+  peakBytes = 0;
 
   constructor(
     private readonly sink: Sink,
@@ -42,6 +44,22 @@ export class Outbox {
     return this.queue.length;
   }
 
+  /** True when a write now would go straight to the socket. */
+  get writable(): boolean {
+    return !this.closed && this.queue.length === 0 && this.sink.bufferedAmount() < this.limits.softBytes;
+  }
+
+  /** Writes frames that need no merging (a replay batch) straight through, in one go. */
+  writeBatch(frames: readonly string[]): void {
+    if (this.closed) return;
+    if (!this.sink.writeMany(frames)) this.closed = true;
+  }
+
+  /** Ends the link from the engine's side because the client fell too far behind. */
+  closeSlow(): void {
+    this.overflow();
+  }
+
   /** Queues or writes one frame. `event` is given for logged events so lagging deltas can merge. */
   push(frame: string, event: LoggedEvent | null): void {
     if (this.closed) return;
@@ -51,7 +69,9 @@ export class Outbox {
     }
     this.enqueue(frame, event);
     const buffered = this.sink.bufferedAmount();
-    if (this.queuedBytes + buffered > this.limits.hardBytes) this.overflow();
+    const held = this.queuedBytes + buffered;
+    if (held > this.peakBytes) this.peakBytes = held;
+    if (held > this.limits.hardBytes) this.overflow();
     else if (buffered < this.limits.softBytes) this.flush();
   }
 

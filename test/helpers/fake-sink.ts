@@ -35,8 +35,12 @@ export class FakeSink implements Sink {
     this.notify();
   }
 
+  private parsed: ServerMessage[] = [];
+
+  /** Parsed frames; parsed once each, so waiting on long streams stays linear. */
   get messages(): ServerMessage[] {
-    return this.frames.map((f) => JSON.parse(f) as ServerMessage);
+    for (let i = this.parsed.length; i < this.frames.length; i++) this.parsed.push(JSON.parse(this.frames[i] as string) as ServerMessage);
+    return this.parsed;
   }
 
   /** Resolves when `predicate` holds over the messages written so far. */

@@ -53,14 +53,19 @@ export class TestClient {
     });
   }
 
-  /** Waits for the first message matching `predicate` after index `from`, and returns it. */
+  /** Waits for the first message of `type` matching `where`, scanning each arrival once. */
   async next<T extends ServerMessage["type"]>(type: T, where: (m: Extract<ServerMessage, { type: T }>) => boolean = () => true): Promise<Extract<ServerMessage, { type: T }>> {
-    let found: Extract<ServerMessage, { type: T }> | undefined;
+    type M = Extract<ServerMessage, { type: T }>;
+    let found: M | undefined;
+    let scanned = 0;
     await this.waitUntil((ms) => {
-      found = ms.find((m): m is Extract<ServerMessage, { type: T }> => m.type === type && where(m as Extract<ServerMessage, { type: T }>));
+      for (; scanned < ms.length && !found; scanned++) {
+        const m = ms[scanned] as ServerMessage;
+        if (m.type === type && where(m as M)) found = m as M;
+      }
       return found !== undefined;
     }, `a ${type} message`);
-    return found as Extract<ServerMessage, { type: T }>;
+    return found as M;
   }
 
   waitForTurnEnd(turn?: string) {

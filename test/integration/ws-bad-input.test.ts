@@ -1,0 +1,127 @@
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode } from "../../protocol/index.js";
+import { type TestServer, startTestServer } from "../helpers/server.js";
+import { TestClient } from "../helpers/ws-client.js";
+
+const MAX = 4096;
+
+describe("malformed frames over WebSocket", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ AGENTWIRE_MAX_PAYLOAD_BYTES: MAX, AGENTWIRE_DEMO_REPLY_WORDS: 3 });
+  });
+  afterAll(() => server.close());
+
+  const cases: { name: string; frame: string | Buffer; binary?: boolean; error: Record<string, unknown> }[] = [
+    { name: "not JSON", frame: "{nope", error: { code: ErrorCode.InvalidJson } },
+    { name: "not an object", frame: "[1,2]", error: { code: ErrorCode.InvalidMessage } },
+    { name: "no type", frame: '{"id":"a1","text":"x"}', error: { code: ErrorCode.InvalidMessage, field: "type", id: "a1" } },
+    { name: "unknown type", frame: '{"type":"launch","id":"a2"}', error: { code: ErrorCode.UnknownType, field: "type", id: "a2" } },
+    { name: "missing field", frame: '{"type":"input","id":"a3"}', error: { code: ErrorCode.InvalidMessage, field: "text", id: "a3" } },
+    { name: "mistyped field", frame: '{"type":"input","id":"a4","text":"x","final":"yes"}', error: { code: ErrorCode.InvalidMessage, field: "final", id: "a4" } },
+    { name: "unknown field", frame: '{"type":"cancel","id":"a5","turnn":"t1"}', error: { code: ErrorCode.InvalidMessage, field: "turnn", id: "a5" } },
+    { name: "nested field", frame: '{"type":"configure","id":"a6","tools":[{"name":"bad name!"}]}', error: { code: ErrorCode.InvalidMessage, field: "tools.0.name", id: "a6" } },
+    { name: "negative resume", frame: '{"type":"resume","id":"a7","afterSeq":-1}', error: { code: ErrorCode.InvalidMessage, field: "afterSeq", id: "a7" } },
+    { name: "binary frame", frame: Buffer.from([1, 2, 3]), binary: true, error: { code: ErrorCode.BinaryNotSupported } },
+    { name: "oversized frame", frame: JSON.stringify({ type: "input", text: "x".repeat(MAX + 10) }), error: { code: ErrorCode.PayloadTooLarge } },
+    { name: "empty input", frame: '{"type":"input","id":"a8","text":"   "}', error: { code: ErrorCode.InvalidMessage, field: "text", id: "a8" } },
+    { name: "tool_result with no call", frame: '{"type":"tool_result","id":"a9","callId":"c1","output":1}', error: { code: ErrorCode.ToolCallNotFound, field: "callId", id: "a9" } },
+  ];
+
+  it("answers every class with its code, field and id, keeps the connection, and still completes a turn", async () => {
+    const s = await server.createSession();
+    const client = await TestClient.connect(TestClient.sessionUrl(server.wsBase, s));
+    await client.next("session");
+    for (const c of cases) {
+      const before = client.messages.length;
+      client.ws.send(c.frame, { binary: c.binary ?? false });
+      await client.waitUntil((ms) => ms.length > before, c.name);
+      const error = client.messages[before];
+      expect(error, c.name).toMatchObject({ type: "error", retryable: false, ...c.error });
+      expect(error && "seq" in error ? error.seq : undefined, c.name).toBeUndefined();
+    }
+    expect(client.closeCode).toBeNull();
+    client.send({ type: "input", id: "ok", text: "2 * 21" });
+    const end = await client.waitForTurnEnd();
+    expect(end).toMatchObject({ status: "completed", seq: 1 + client.messages.filter((m) => "seq" in m && m.seq !== undefined).length - 1 });
+    expect(client.messages.find((m) => m.type === "tool" && m.phase === "result")).toMatchObject({ output: { value: 42 } });
+  });
+
+  it("cuts the link on a frame above the hard ceiling (4x the limit): clients see 1006", async () => {
+    const s = await server.createSession();
+    const client = await TestClient.connect(TestClient.sessionUrl(server.wsBase, s));
+    await client.next("session");
+    client.ws.send("x".repeat(MAX * 5));
+    expect(await client.waitClosed()).toBe(1006);
+  });
+});
+
+describe("WebSocket upgrade: tokens and positions", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.close());
+
+  async function refused(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: { error: { code: string; field?: string } } }> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { headers });
+      ws.on("open", () => reject(new Error("upgrade was accepted")));
+      ws.on("error", () => {});
+      ws.on("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(body) }));
+      });
+    });
+  }
+
+  it("refuses a missing token (401), a wrong one (403), an unknown session (404) and a bad afterSeq (400)", async () => {
+    const s = await server.createSession();
+    const base = `${server.wsBase}/v1/sessions/${s.sessionId}/ws`;
+    expect(await refused(base)).toEqual({ status: 401, body: { error: expect.objectContaining({ code: "unauthorized" }) } });
+    expect(await refused(`${base}?token=wrong`)).toEqual({ status: 403, body: { error: expect.objectContaining({ code: "forbidden" }) } });
+    expect(await refused(`${server.wsBase}/v1/sessions/s_missing/ws?token=${s.token}`)).toEqual({ status: 404, body: { error: expect.objectContaining({ code: "session_not_found" }) } });
+    expect(await refused(`${base}?token=${s.token}&afterSeq=-3`)).toEqual({ status: 400, body: { error: expect.objectContaining({ code: "invalid_message", field: "afterSeq" }) } });
+  });
+
+  it("accepts the token from the Authorization header and from a bearer subprotocol", async () => {
+    const s = await server.createSession();
+    const url = `${server.wsBase}/v1/sessions/${s.sessionId}/ws`;
+    const byHeader = await TestClient.connect(url, { headers: { authorization: `Bearer ${s.token}` } });
+    expect(await byHeader.next("session")).toMatchObject({ sessionId: s.sessionId });
+    const byProtocol = await TestClient.connect(url, { protocols: ["agentwire.v1", `bearer.${s.token}`] });
+    expect(byProtocol.ws.protocol).toBe("agentwire.v1");
+    expect(await byProtocol.next("session")).toMatchObject({ sessionId: s.sessionId });
+    byHeader.close();
+    byProtocol.close();
+  });
+
+  it("closes attached clients with 4410 when the session is deleted", async () => {
+    const s = await server.createSession();
+    const client = await TestClient.connect(TestClient.sessionUrl(server.wsBase, s));
+    await client.next("session");
+    const res = await fetch(`${server.base}/v1/sessions/${s.sessionId}`, { method: "DELETE", headers: { authorization: `Bearer ${s.token}` } });
+    expect(res.status).toBe(204);
+    expect(await client.waitClosed()).toBe(4410);
+  });
+});
+
+describe("connection limits", () => {
+  it("rate-limits connection attempts per IP with 429 rate_limited", async () => {
+    const server = await startTestServer({ AGENTWIRE_CONNECT_RATE_PER_IP: 1, AGENTWIRE_CONNECT_BURST_PER_IP: 2 });
+    const s = await server.createSession();
+    const url = TestClient.sessionUrl(server.wsBase, s);
+    const a = await TestClient.connect(url);
+    const b = await TestClient.connect(url);
+    const third = await TestClient.connect(url).then(
+      () => null,
+      (err: { status?: number }) => err.status,
+    );
+    expect(third).toBe(429);
+    a.close();
+    b.close();
+    await server.close();
+  });
+});
