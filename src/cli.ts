@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `agentwire` command: `serve` runs the server from environment configuration.
-import { ConfigError, loadConfig } from "./config.js";
+import { type Config, ConfigError, loadConfig } from "./config.js";
 import { startServer } from "./server.js";
 
 const HELP = `agentwire - session server for bidirectional AI agents
@@ -32,7 +32,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  let config;
+  let config: Config;
   try {
     config = loadConfig(process.env);
   } catch (err) {

@@ -8,7 +8,7 @@ export class FakeSink implements Sink {
   /** When set, every write adds its length to `buffered`, like a socket the peer does not read. */
   growOnWrite = false;
   closed: { code: number; reason: string } | null = null;
-  private listeners: (() => void)[] = [];
+  private listeners: (() => boolean)[] = [];
 
   write(frame: string): boolean {
     if (this.closed) return false;

@@ -93,7 +93,7 @@ describe("cancel, interrupt, buffering and client tools over WebSocket", () => {
     const t1End = events.findIndex((e) => e.type === "turn_end" && e.turn === "t1");
     const t2Start = events.findIndex((e) => e.type === "turn_start" && e.turn === "t2");
     expect(t2Start).toBe(t1End + 1);
-    expect(events.slice(t1End + 1).some((e) => e.turn === "t1")).toBe(false);
+    expect(events.slice(t1End + 1).some((e) => "turn" in e && e.turn === "t1")).toBe(false);
     client.close();
   });
 

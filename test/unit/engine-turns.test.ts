@@ -178,7 +178,13 @@ describe("engine turns", () => {
   });
 
   it("a step that ends without its end marker ends the turn incomplete", async () => {
-    const agent: Agent = { name: "cut", step: async (_r, sink) => (sink.text("half"), { finish: "incomplete", toolCalls: [] }) };
+    const agent: Agent = {
+      name: "cut",
+      async step(_r, sink) {
+        sink.text("half");
+        return { finish: "incomplete", toolCalls: [] };
+      },
+    };
     const { sink, attachment } = setup(agent);
     attachment.receive({ type: "input", text: "x", final: true, interrupt: false });
     const ms = await sink.until((m) => ended(m));

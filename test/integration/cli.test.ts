@@ -1,0 +1,55 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { TestClient } from "../helpers/ws-client.js";
+
+const CLI = fileURLToPath(new URL("../../dist/src/cli.js", import.meta.url));
+
+function run(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does it)`);
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: "silent", ...env } });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (c) => (stdout += c));
+  child.stderr?.on("data", (c) => (stderr += c));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
+  return { child, done };
+}
+
+describe("agentwire CLI", () => {
+  it("--help prints usage and exits 0", async () => {
+    const { code, stdout } = await run(["serve", "--help"]).done;
+    expect(code).toBe(0);
+    expect(stdout).toContain("agentwire serve");
+  });
+
+  it("exits 2 naming the variable on bad configuration", async () => {
+    const { code, stderr } = await run(["serve"], { PORT: "nope" }).done;
+    expect(code).toBe(2);
+    expect(stderr).toContain("PORT");
+  });
+
+  it("serves a session on PORT=0 and stops cleanly on SIGTERM", async () => {
+    const { child, done } = run(["serve"], { PORT: "0", HOST: "127.0.0.1", AGENTWIRE_DEMO_TOKENS_PER_SEC: "0" });
+    const port = await new Promise<number>((resolve, reject) => {
+      let buf = "";
+      child.stdout?.on("data", (c) => {
+        buf += c;
+        const line = buf.split("\n").find((l) => l.startsWith('{"listening"'));
+        if (line) resolve(JSON.parse(line).listening);
+      });
+      child.on("exit", () => reject(new Error("exited early")));
+    });
+    const res = await fetch(`http://127.0.0.1:${port}/v1/sessions`, { method: "POST" });
+    const s = (await res.json()) as { sessionId: string; token: string };
+    const client = await TestClient.connect(TestClient.sessionUrl(`ws://127.0.0.1:${port}`, s));
+    client.send({ type: "input", text: "3 * 3" });
+    const end = await client.waitForTurnEnd();
+    expect(end.status).toBe("completed");
+    child.kill("SIGTERM");
+    expect(await client.waitClosed()).toBe(4001);
+    expect(client.messages.at(-1)).toMatchObject({ type: "drain", reason: "server_draining" });
+    expect((await done).code).toBe(0);
+  });
+});
