@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 // The `agentwire` command: `serve` runs the server from environment configuration.
 import { type Config, ConfigError, loadConfig } from "./config.js";
+import { chat } from "./chat.js";
 import { startServer } from "./server.js";
 
 const HELP = `agentwire - session server for bidirectional AI agents
 
 Usage:
-  agentwire serve      start the server (configuration from environment variables)
-  agentwire --help     this text
+  agentwire serve                       start the server (configuration from environment variables)
+  agentwire chat [--url URL] [--raw] TEXT
+                                        create a session on a running server, send TEXT, print the reply
+                                        (--raw prints every frame; URL defaults to http://127.0.0.1:8080)
+  agentwire --help                      this text
 
 Common settings (all are listed in the README):
   PORT=8080                     listen port (0 picks a free one)
@@ -24,6 +28,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return command === undefined ? 2 : 0;
   }
+  if (command === "chat") return runChat(argv.slice(1));
   if (command !== "serve") {
     process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
     return 2;
@@ -54,10 +59,27 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function runChat(args: string[]): Promise<number> {
+  let url = "http://127.0.0.1:8080";
+  let raw = false;
+  const words: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === "--url") url = args[++i] ?? url;
+    else if (arg === "--raw") raw = true;
+    else words.push(arg);
+  }
+  if (words.length === 0) {
+    process.stderr.write(`chat needs some text\n\n${HELP}`);
+    return 2;
+  }
+  return chat({ url, text: words.join(" "), raw, out: process.stdout });
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
-    if (code !== 0 || process.argv[2] === "serve") setTimeout(() => process.exit(code), 200).unref();
+    if (code !== 0 || process.argv[2] !== undefined) setTimeout(() => process.exit(code), 200).unref();
   },
   (err) => {
     process.stderr.write(`agentwire: ${err instanceof Error ? err.stack : String(err)}\n`);

@@ -38,12 +38,29 @@ export const ConfigSchema = z
     AGENTWIRE_MAX_STEPS: int(8, 1, 100),
     AGENTWIRE_DRAIN_RECONNECT_MS: int(1000, 0),
     AGENTWIRE_REQUIRE_NATIVE_UWS: bool(false),
+    OPENAI_BASE_URL: z.url().default("https://api.openai.com/v1"),
+    OPENAI_API_KEY: z.string().default(""),
+    ANTHROPIC_BASE_URL: z.url().default("https://api.anthropic.com"),
+    ANTHROPIC_API_KEY: z.string().default(""),
+    AGENTWIRE_MAX_OUTPUT_TOKENS: int(4096, 1),
+    AGENTWIRE_HISTORY_MAX_TOKENS: int(0, 0),
+    AGENTWIRE_UPSTREAM_CONNECT_TIMEOUT_MS: int(15_000, 1),
+    AGENTWIRE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: int(60_000, 1),
+    AGENTWIRE_UPSTREAM_IDLE_TIMEOUT_MS: int(30_000, 1),
+    AGENTWIRE_UPSTREAM_MAX_ATTEMPTS: int(3, 1, 10),
     AGENTWIRE_SSE_HEARTBEAT_MS: int(15_000, 100),
     AGENTWIRE_SSE_RETRY_MS: int(2000, 0),
     /** Comma-separated origins allowed by CORS; "*" allows any. Empty: no CORS headers. */
     AGENTWIRE_CORS_ORIGINS: z.string().default(""),
   })
   .superRefine((c, ctx) => {
+    if (c.AGENTWIRE_AGENT === "anthropic" && !c.ANTHROPIC_API_KEY) {
+      ctx.addIssue({ code: "custom", path: ["ANTHROPIC_API_KEY"], message: "is required when AGENTWIRE_AGENT=anthropic" });
+    }
+    // Local OpenAI-compatible servers often need no key; OpenAI itself always does.
+    if (c.AGENTWIRE_AGENT === "openai" && !c.OPENAI_API_KEY && new URL(c.OPENAI_BASE_URL).hostname === "api.openai.com") {
+      ctx.addIssue({ code: "custom", path: ["OPENAI_API_KEY"], message: "is required for api.openai.com" });
+    }
     if (c.AGENTWIRE_OUTBOX_HARD_BYTES <= c.AGENTWIRE_OUTBOX_SOFT_BYTES) {
       ctx.addIssue({ code: "custom", path: ["AGENTWIRE_OUTBOX_HARD_BYTES"], message: "must be greater than AGENTWIRE_OUTBOX_SOFT_BYTES" });
     }

@@ -1,6 +1,8 @@
 // Composition root: config -> agent -> engine -> transports -> listen.
 import type { Config } from "./config.js";
+import { AnthropicAgent } from "./agents/anthropic.js";
 import { DemoAgent } from "./agents/demo.js";
+import { OpenAIAgent } from "./agents/openai.js";
 import { type Agent, Engine, KeyedRateLimiter, type Logger, type ToolRegistry } from "./engine/index.js";
 import { registerHttpRoutes } from "./transports/http-routes.js";
 import { registerSseRoutes } from "./transports/sse-http.js";
@@ -25,6 +27,16 @@ export interface RunningServer {
 }
 
 export function createAgent(config: Config): Agent {
+  const upstream = {
+    timeouts: {
+      connectMs: config.AGENTWIRE_UPSTREAM_CONNECT_TIMEOUT_MS,
+      firstByteMs: config.AGENTWIRE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
+      idleMs: config.AGENTWIRE_UPSTREAM_IDLE_TIMEOUT_MS,
+    },
+    retry: { maxAttempts: config.AGENTWIRE_UPSTREAM_MAX_ATTEMPTS },
+    model: config.AGENTWIRE_MODEL,
+    historyBudget: config.AGENTWIRE_HISTORY_MAX_TOKENS > 0 ? { maxTokens: config.AGENTWIRE_HISTORY_MAX_TOKENS } : undefined,
+  };
   switch (config.AGENTWIRE_AGENT) {
     case "demo":
       return new DemoAgent({
@@ -32,8 +44,10 @@ export function createAgent(config: Config): Agent {
         seed: config.AGENTWIRE_DEMO_SEED,
         replyWords: config.AGENTWIRE_DEMO_REPLY_WORDS,
       });
-    default:
-      throw new Error(`agent "${config.AGENTWIRE_AGENT}" is not available in this build`);
+    case "openai":
+      return new OpenAIAgent({ ...upstream, baseUrl: config.OPENAI_BASE_URL, apiKey: config.OPENAI_API_KEY });
+    case "anthropic":
+      return new AnthropicAgent({ ...upstream, baseUrl: config.ANTHROPIC_BASE_URL, apiKey: config.ANTHROPIC_API_KEY, maxTokens: config.AGENTWIRE_MAX_OUTPUT_TOKENS });
   }
 }
 

@@ -24,9 +24,24 @@ export interface DemoPlan {
 }
 
 const FILLER = (
-  "streams arrive token by token while the session keeps its log so a client that drops can resume " +
-  "exactly where it left off and nothing is lost or repeated even when the network blinks or the reader is slow"
+  "Tokens stream one by one while the session keeps a log of every event. A client that drops can " +
+  "resume exactly where it left off, so nothing is lost and nothing is repeated, even when the network " +
+  "blinks or the reader is slow. Cancel stops the work at once and still reports the usage so far."
 ).split(" ");
+
+/** A tool output as a person would say it: a lone field's value, else the JSON. */
+function spoken(output: string): string {
+  try {
+    const value: unknown = JSON.parse(output);
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      const fields = Object.values(value);
+      if (fields.length === 1) return String(fields[0]);
+    }
+  } catch {
+    // Not JSON: say it as it is.
+  }
+  return output;
+}
 
 /** Splits text into word tokens that keep their leading space, as model tokenizers roughly do. */
 export function tokenize(text: string): string[] {
@@ -71,14 +86,18 @@ export function planDemo(input: string, seed: number, replyWords: number, client
     intro = `Let me work out ${expression}.`;
     call = { name: "calculator", argsChunks: chunk(JSON.stringify({ expression }), 8) };
   }
+  // The seed picks which sentence the reply starts with; the paragraph then repeats as needed.
+  const starts = FILLER.flatMap((word, i) => (/^[A-Z]/.test(word) ? [i] : []));
+  const offset = starts[Math.floor(random() * starts.length)] as number;
   const filler: string[] = [];
-  for (let i = 0; i < replyWords; i++) filler.push(FILLER[Math.floor(random() * FILLER.length)] as string);
+  for (let i = 0; i < replyWords; i++) filler.push(FILLER[(offset + i) % FILLER.length] as string);
   return {
     intro: tokenize(intro),
     call,
     reply(output, isError) {
-      const head = isError ? `The ${call.name} tool failed: ${output}.` : `The ${call.name} tool says ${output}.`;
-      return tokenize(`${head} ${filler.join(" ")}`.trim());
+      const head = isError ? `The ${call.name} tool failed: ${output}.` : `The ${call.name} tool says ${spoken(output)}.`;
+      // Leading space: this text continues the intro of the first step.
+      return tokenize(` ${head} ${filler.join(" ")}`.trimEnd());
     },
   };
 }

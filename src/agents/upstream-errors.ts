@@ -1,6 +1,7 @@
 // Maps upstream HTTP failures to AgentError codes, parses retry hints, and keeps API keys out of messages.
 import { ErrorCode } from "../../protocol/index.js";
 import { AgentError } from "../engine/agent.js";
+import { isRecord } from "./step-output.js";
 
 const MAX_MESSAGE_CHARS = 500;
 
@@ -39,8 +40,8 @@ export interface UpstreamErrorInfo {
 
 /** Reads the provider error object out of a JSON body or stream event; tolerant of every shape we have seen. */
 export function readErrorInfo(value: unknown, fallback: string): UpstreamErrorInfo {
-  const obj = asRecord(value);
-  const inner = asRecord(obj?.error) ?? obj;
+  const obj = isRecord(value) ? value : undefined;
+  const inner = isRecord(obj?.error) ? obj.error : obj;
   const typeOf = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
   const type = typeOf(inner?.type) ?? typeOf(inner?.code) ?? "";
   const message = typeOf(inner?.message) ?? (typeof obj?.error === "string" ? obj.error : fallback);
@@ -84,11 +85,3 @@ export function statusError(
   return new AgentError(ErrorCode.UpstreamError, msg, false);
 }
 
-/** True for HTTP statuses worth another attempt. */
-export function isRetryableStatus(status: number): boolean {
-  return status === 429 || status === 408 || status >= 500;
-}
-
-function asRecord(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}

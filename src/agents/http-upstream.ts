@@ -1,0 +1,235 @@
+// Shared HTTP machinery for provider agents: POST a JSON body, stream SSE back, with timeouts and retries.
+import { ErrorCode } from "../../protocol/index.js";
+import { AgentError, type StepSink } from "../engine/agent.js";
+import { parseRetryAfter, redactSecrets, statusError } from "./upstream-errors.js";
+import { Attempt, CancelledTurn } from "./upstream-attempt.js";
+import type { SseEvent } from "./upstream-sse.js";
+
+export interface UpstreamTimeouts {
+  /**
+   * From sending the request until the status line and headers arrive (connect, TLS, and the
+   * upstream accepting the request).
+   * @default 15000
+   */
+  connectMs: number;
+  /**
+   * From the headers until the first body byte (time to first token, long prompts included).
+   * @default 60000
+   */
+  firstByteMs: number;
+  /**
+   * Longest gap between two body chunks once the stream has started.
+   * @default 30000
+   */
+  idleMs: number;
+}
+
+export interface RetryPolicy {
+  /**
+   * Attempts in total, the first included. Retries happen only while the step has produced no
+   * output, on 429, 408, 5xx (529 too), overload errors and failed connections. Timeouts are
+   * not retried: each attempt could spend the whole timeout again.
+   * @default 3
+   */
+  maxAttempts: number;
+  /**
+   * Backoff before retry n is a random wait in [0, min(maxDelayMs, baseDelayMs * 2^(n-1))]
+   * (full jitter), unless the upstream sent `retry-after` / `retry-after-ms`.
+   * @default 500
+   */
+  baseDelayMs: number;
+  /**
+   * Cap on any single wait. A `retry-after` longer than this is not waited out: the step fails
+   * at once with `retryAfterMs` set so the caller can decide.
+   * @default 8000
+   */
+  maxDelayMs: number;
+}
+
+/** Reported before each backoff wait; handy for logs and metrics. */
+export interface RetryInfo {
+  /** The attempt that just failed, from 1. */
+  attempt: number;
+  delayMs: number;
+  error: AgentError;
+}
+
+export interface HttpUpstreamOptions {
+  apiKey: string;
+  timeouts?: Partial<UpstreamTimeouts>;
+  retry?: Partial<RetryPolicy>;
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch;
+  onRetry?: (info: RetryInfo) => void;
+  /** Source of randomness for jitter, in [0, 1). @default Math.random */
+  random?: () => number;
+}
+
+export const DEFAULT_TIMEOUTS: Readonly<UpstreamTimeouts> = Object.freeze({ connectMs: 15_000, firstByteMs: 60_000, idleMs: 30_000 });
+export const DEFAULT_RETRY: Readonly<RetryPolicy> = Object.freeze({ maxAttempts: 3, baseDelayMs: 500, maxDelayMs: 8_000 });
+
+/** One request to send; `body` is the JSON text. */
+export interface UpstreamRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Reads one attempt's events into the sink; returns the step's result. */
+export type StreamConsumer<T> = (events: AsyncIterable<SseEvent>, sink: StepSink) => Promise<T>;
+
+/** Bytes of an error body worth reading: enough for the provider's message, bounded against abuse. */
+const MAX_ERROR_BODY = 16 * 1024;
+
+export class HttpUpstream {
+  readonly timeouts: UpstreamTimeouts;
+  readonly retry: RetryPolicy;
+  private readonly apiKey: string;
+  private readonly fetchFn: typeof fetch;
+  private readonly onRetry: ((info: RetryInfo) => void) | undefined;
+  private readonly random: () => number;
+
+  constructor(options: HttpUpstreamOptions) {
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    validate(this.timeouts, this.retry);
+    this.apiKey = options.apiKey;
+    this.fetchFn = options.fetch ?? globalThis.fetch;
+    this.onRetry = options.onRetry;
+    this.random = options.random ?? Math.random;
+  }
+
+  /** Removes the key and key-like strings from a message that may be shown to clients. */
+  redact(text: string): string {
+    return redactSecrets(text, this.apiKey);
+  }
+
+  /**
+   * Sends the request and hands the event stream to `consume`, retrying on retryable failures as
+   * long as no text or tool call has reached the sink, so a client never sees output twice.
+   * Rejects with the signal's reason when the signal aborts.
+   */
+  async run<T>(request: UpstreamRequest, sink: StepSink, signal: AbortSignal, consume: StreamConsumer<T>): Promise<T> {
+    const tracked = trackOutput(sink);
+    for (let attempt = 1; ; attempt++) {
+      const call = new Attempt(signal, this.timeouts);
+      try {
+        const response = await call.open(this.fetchFn, request);
+        if (!response.ok) {
+          const text = await call.readText(response, MAX_ERROR_BODY);
+          throw statusError(response.status, text, parseRetryAfter(response.headers), this.apiKey);
+        }
+        if (!response.body) throw new AgentError(ErrorCode.UpstreamError, "upstream answered without a body", true);
+        if ((response.headers.get("content-type") ?? "").includes("json")) {
+          // Some gateways answer 200 with a JSON error instead of a stream; say what it said.
+          const text = await call.readText(response, MAX_ERROR_BODY);
+          throw new AgentError(ErrorCode.UpstreamError, this.redact(`upstream answered JSON, not a stream: ${text}`));
+        }
+        return await consume(call.events(response.body), tracked.sink);
+      } catch (err) {
+        const error = this.classify(call.failure(err));
+        if (!(error instanceof AgentError)) throw error; // the turn's abort reason, or a bug: as is
+        const delayMs = this.retryDelay(error, attempt, tracked.produced());
+        if (delayMs === undefined) throw this.finalError(error, attempt);
+        this.onRetry?.({ attempt, delayMs, error });
+        await sleep(delayMs, signal);
+      } finally {
+        call.dispose();
+      }
+    }
+  }
+
+  /** Turns anything thrown during an attempt into an AgentError, except the turn's abort reason. */
+  private classify(err: unknown): unknown {
+    if (err instanceof AgentError) return err;
+    if (err instanceof CancelledTurn) return err.reason;
+    // fetch rejects with a TypeError when the connection fails before a response: worth a retry.
+    if (!(err instanceof TypeError)) return err;
+    const detail = `${err.message}${causeOf(err)}`;
+    return new AgentError(ErrorCode.UpstreamError, this.redact(`upstream request failed: ${detail}`), true);
+  }
+
+  /** The wait before the next attempt, or undefined when this failure is final. */
+  private retryDelay(error: AgentError, attempt: number, produced: boolean): number | undefined {
+    // Timeouts are not retried here: each attempt could spend the whole timeout again.
+    if (!error.retryable || error.code === ErrorCode.UpstreamTimeout || produced) return undefined;
+    if (attempt >= this.retry.maxAttempts) return undefined;
+    if (error.retryAfterMs !== undefined) {
+      return error.retryAfterMs <= this.retry.maxDelayMs ? error.retryAfterMs : undefined;
+    }
+    return Math.floor(this.random() * this.backoffCap(attempt));
+  }
+
+  private backoffCap(attempt: number): number {
+    return Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+  }
+
+  /** Rate limits and overload always tell the caller how long to wait, even without a header. */
+  private finalError(error: AgentError, attempt: number): AgentError {
+    const hinted = error.code === ErrorCode.RateLimited || error.code === ErrorCode.UpstreamOverloaded;
+    if (!hinted || error.retryAfterMs !== undefined) return error;
+    return new AgentError(error.code, error.message, true, this.backoffCap(attempt));
+  }
+}
+
+/** Wraps a sink to notice the first output that a retry would show twice. */
+function trackOutput(sink: StepSink): { sink: StepSink; produced: () => boolean } {
+  let produced = false;
+  return {
+    produced: () => produced,
+    sink: {
+      text: (delta) => {
+        produced = true;
+        sink.text(delta);
+      },
+      // Progress and usage are status, not content: restating them after a retry is harmless.
+      progress: (stage, message, fraction) => sink.progress(stage, message, fraction),
+      toolCallStart: (callId, name) => {
+        produced = true;
+        sink.toolCallStart(callId, name);
+      },
+      toolCallDelta: (callId, argsDelta) => {
+        produced = true;
+        sink.toolCallDelta(callId, argsDelta);
+      },
+      usage: (input, output) => sink.usage(input, output),
+    },
+  };
+}
+
+/** Waits `ms`, or rejects with the signal's reason the moment it aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function causeOf(err: Error): string {
+  const cause = (err as { cause?: unknown }).cause;
+  return cause instanceof Error ? ` (${cause.message})` : "";
+}
+
+function validate(t: UpstreamTimeouts, r: RetryPolicy): void {
+  for (const [name, v] of Object.entries(t)) {
+    if (!Number.isFinite(v) || v <= 0) throw new RangeError(`timeouts.${name} must be a positive number, got ${v}`);
+  }
+  if (!Number.isInteger(r.maxAttempts) || r.maxAttempts < 1) {
+    throw new RangeError(`retry.maxAttempts must be an integer >= 1, got ${r.maxAttempts}`);
+  }
+  if (!Number.isFinite(r.baseDelayMs) || r.baseDelayMs < 0) throw new RangeError("retry.baseDelayMs must be >= 0");
+  if (!Number.isFinite(r.maxDelayMs) || r.maxDelayMs < r.baseDelayMs) {
+    throw new RangeError("retry.maxDelayMs must be a number >= retry.baseDelayMs");
+  }
+}

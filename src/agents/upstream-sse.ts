@@ -1,0 +1,157 @@
+// Incremental server-sent events parser (WHATWG "event stream interpretation") for upstream model streams.
+
+/** One dispatched event. */
+export interface SseEvent {
+  /** The `event:` field, or `"message"` when the event had none. */
+  type: string;
+  /** The `data:` lines joined with `\n`. An event without any `data:` line is not dispatched. */
+  data: string;
+  /** The last event id seen on the stream so far (it persists across events, as in the spec). */
+  id: string;
+  /** The reconnection time set by the latest valid `retry:` field, if any. */
+  retry: number | undefined;
+}
+
+/**
+ * Push-style parser: feed byte chunks as they arrive, get the events they complete.
+ * Chunks may split anywhere: inside a line, between `\r` and `\n`, inside a UTF-8 character.
+ */
+export class SseParser {
+  // A streaming decoder keeps the first bytes of a split multi-byte character until the rest arrives;
+  // it also drops a leading BOM, which the spec says to ignore.
+  private readonly decoder = new TextDecoder("utf-8");
+  /** The unterminated tail of the last chunk. */
+  private partial = "";
+  /** The previous text ended with `\r`: a `\n` that starts the next text belongs to that line end. */
+  private skipLeadingLf = false;
+  private data = "";
+  private hasData = false;
+  private eventType = "";
+  private lastEventId = "";
+  private retryMs: number | undefined;
+  private ended = false;
+
+  /** Parses a chunk; returns the events it completed, in order. */
+  push(chunk: Uint8Array): SseEvent[] {
+    if (this.ended) throw new Error("SseParser: push after end");
+    const out: SseEvent[] = [];
+    this.feed(this.decoder.decode(chunk, { stream: true }), out);
+    return out;
+  }
+
+  /**
+   * Ends the stream. Per the spec an event not terminated by a blank line is discarded, so this
+   * dispatches nothing new; it flushes the decoder (a truncated character becomes U+FFFD).
+   */
+  end(): SseEvent[] {
+    if (this.ended) return [];
+    const out: SseEvent[] = [];
+    this.feed(this.decoder.decode(), out);
+    this.ended = true;
+    this.partial = "";
+    this.data = "";
+    this.hasData = false;
+    this.eventType = "";
+    return out;
+  }
+
+  private feed(text: string, out: SseEvent[]): void {
+    let start = 0;
+    if (this.skipLeadingLf && text.length > 0) {
+      if (text.charCodeAt(0) === 10) start = 1;
+      this.skipLeadingLf = false;
+    }
+    for (let i = start; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c !== 10 && c !== 13) continue;
+      const line = this.partial + text.slice(start, i);
+      this.partial = "";
+      if (c === 13) {
+        if (i + 1 < text.length) {
+          if (text.charCodeAt(i + 1) === 10) i++;
+        } else {
+          this.skipLeadingLf = true;
+        }
+      }
+      start = i + 1;
+      this.line(line, out);
+    }
+    if (start < text.length) this.partial += text.slice(start);
+  }
+
+  private line(line: string, out: SseEvent[]): void {
+    if (line === "") {
+      this.dispatch(out);
+      return;
+    }
+    if (line.charCodeAt(0) === 58) return; // ":" comment, used as keep-alive
+    const colon = line.indexOf(":");
+    let field = line;
+    let value = "";
+    if (colon >= 0) {
+      field = line.slice(0, colon);
+      value = line.slice(colon + (line.charCodeAt(colon + 1) === 32 ? 2 : 1));
+    }
+    switch (field) {
+      case "event":
+        this.eventType = value;
+        break;
+      case "data":
+        this.data = this.hasData ? `${this.data}\n${value}` : value;
+        this.hasData = true;
+        break;
+      case "id":
+        if (!value.includes("\u0000")) this.lastEventId = value;
+        break;
+      case "retry":
+        if (/^[0-9]+$/.test(value)) this.retryMs = Number(value);
+        break;
+      default:
+        break; // unknown fields are ignored
+    }
+  }
+
+  private dispatch(out: SseEvent[]): void {
+    // The spec dispatches a lone `data:` line (empty string data) but not an event with no data line.
+    if (this.hasData) {
+      out.push({ type: this.eventType || "message", data: this.data, id: this.lastEventId, retry: this.retryMs });
+    }
+    this.data = "";
+    this.hasData = false;
+    this.eventType = "";
+  }
+}
+
+/** A byte source: a WHATWG `ReadableStream` (e.g. a fetch body) or any async iterable of chunks. */
+export type ByteSource = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+/**
+ * Yields the events of a byte stream. Stopping early (break, return, throw) cancels the source,
+ * which for a fetch body closes the connection.
+ */
+export async function* parseSseStream(source: ByteSource): AsyncGenerator<SseEvent, void, undefined> {
+  const parser = new SseParser();
+  if (isReadableStream(source)) {
+    const reader = source.getReader();
+    let done = false;
+    try {
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) {
+          done = true;
+          yield* parser.end();
+          return;
+        }
+        yield* parser.push(r.value);
+      }
+    } finally {
+      if (!done) reader.cancel().catch(() => {});
+    }
+  }
+  for await (const chunk of source) yield* parser.push(chunk);
+  yield* parser.end();
+}
+
+function isReadableStream(source: ByteSource): source is ReadableStream<Uint8Array> {
+  return typeof (source as ReadableStream<Uint8Array>).getReader === "function";
+}
