@@ -12,7 +12,11 @@ export interface ChatOptions {
 
 export async function chat(options: ChatOptions): Promise<number> {
   const base = options.url.replace(/\/$/, "");
-  const res = await fetch(`${base}/v1/sessions`, { method: "POST" });
+  const res = await fetch(`${base}/v1/sessions`, { method: "POST" }).catch((err: Error) => err);
+  if (res instanceof Error) {
+    options.out.write(`cannot reach ${base}: ${res.message}\n`);
+    return 1;
+  }
   if (res.status !== 201) {
     options.out.write(`cannot create a session: HTTP ${res.status} ${await res.text()}\n`);
     return 1;

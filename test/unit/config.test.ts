@@ -58,3 +58,13 @@ describe("uWebSockets.js", () => {
     expect(isNativeUws(fallback)).toBe(false);
   });
 });
+
+describe("documentation", () => {
+  it("the README's configuration table names every variable the server reads", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { ConfigSchema } = await import("../../src/config.js");
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const missing = Object.keys(ConfigSchema.shape).filter((name) => !readme.includes(`| \`${name}\` |`));
+    expect(missing).toEqual([]);
+  });
+});
