@@ -40,6 +40,8 @@ export const ErrorCode = {
   ToolFailed: "tool_failed",
   /** The owner of the session went away while the turn ran. */
   OwnerLost: "owner_lost",
+  /** The node that owns the session did not answer in time; retry shortly. */
+  OwnerUnavailable: "owner_unavailable",
   MethodNotAllowed: "method_not_allowed",
   UnsupportedMediaType: "unsupported_media_type",
   NotFound: "not_found",

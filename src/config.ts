@@ -48,6 +48,13 @@ export const ConfigSchema = z
     AGENTWIRE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: int(60_000, 1),
     AGENTWIRE_UPSTREAM_IDLE_TIMEOUT_MS: int(30_000, 1),
     AGENTWIRE_UPSTREAM_MAX_ATTEMPTS: int(3, 1, 10),
+    REDIS_URL: z.string().regex(/^rediss?:\/\//, "must start with redis:// or rediss://").optional(),
+    AGENTWIRE_REDIS_CLUSTER_NODES: z.string().regex(/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/, "must be host:port[,host:port...]").optional(),
+    AGENTWIRE_REDIS_PREFIX: z.string().min(1).max(64).default("aw:"),
+    AGENTWIRE_NODE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+    AGENTWIRE_LEASE_TTL_MS: int(5000, 200),
+    AGENTWIRE_FORWARD_TIMEOUT_MS: int(3000, 50),
+    AGENTWIRE_REDIS_BATCH_MS: int(2, 0, 1000),
     AGENTWIRE_SSE_HEARTBEAT_MS: int(15_000, 100),
     AGENTWIRE_SSE_RETRY_MS: int(2000, 0),
     /** Comma-separated origins allowed by CORS; "*" allows any. Empty: no CORS headers. */

@@ -1,4 +1,7 @@
 // Composition root: config -> agent -> engine -> transports -> listen.
+import type { Broker } from "./broker/broker.js";
+import { MemoryBroker } from "./broker/broker-memory.js";
+import { RedisBroker } from "./broker/broker-redis.js";
 import type { Config } from "./config.js";
 import { AnthropicAgent } from "./agents/anthropic.js";
 import { DemoAgent } from "./agents/demo.js";
@@ -21,6 +24,7 @@ export interface ServerOptions {
 export interface RunningServer {
   port: number;
   engine: Engine;
+  broker: Broker;
   nativeUws: boolean;
   /** Tells clients to reconnect elsewhere, closes every link and stops listening. */
   close(): Promise<void>;
@@ -60,7 +64,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (config.AGENTWIRE_REQUIRE_NATIVE_UWS) throw new Error(NATIVE_UWS_WARNING);
   }
   const agent = options.agent ?? createAgent(config);
+  const broker = createBroker(config, logger);
   const engine = new Engine({
+    broker,
+    cluster: { leaseTtlMs: config.AGENTWIRE_LEASE_TTL_MS, forwardTimeoutMs: config.AGENTWIRE_FORWARD_TIMEOUT_MS, batchMs: config.AGENTWIRE_REDIS_BATCH_MS },
     agent,
     tools: options.tools,
     defaultModel: config.AGENTWIRE_MODEL,
@@ -86,7 +93,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const stats: ConnectionStats = { websockets: 0, sseStreams: 0 };
   const connectLimiter = new KeyedRateLimiter(config.AGENTWIRE_CONNECT_RATE_PER_IP, config.AGENTWIRE_CONNECT_BURST_PER_IP);
   registerHttpRoutes(app, engine, {
-    isReady: () => true,
+    isReady: () => broker.isReady(),
     metrics: () =>
       [
         "# TYPE agentwire_sessions gauge",
@@ -97,6 +104,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         `agentwire_websockets ${stats.websockets}`,
         "# TYPE agentwire_sse_streams gauge",
         `agentwire_sse_streams ${stats.sseStreams}`,
+        "# TYPE agentwire_broker_ready gauge",
+        `agentwire_broker_ready ${broker.isReady() ? 1 : 0}`,
         "# TYPE agentwire_native_uws gauge",
         `agentwire_native_uws ${nativeUws ? 1 : 0}`,
         "",
@@ -136,16 +145,33 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
   });
   const port = uws.us_socket_local_port(listenSocket);
-  logger.info({ port, host: config.HOST, agent: agent.name, nativeUws }, "agentwire listening");
+  logger.info({ port, host: config.HOST, agent: agent.name, nativeUws, node: broker.nodeId, broker: broker instanceof RedisBroker ? "redis" : "memory" }, "agentwire listening");
 
   return {
     port,
     engine,
+    broker,
     nativeUws,
     async close() {
       uws.us_listen_socket_close(listenSocket);
       engine.drain(config.AGENTWIRE_DRAIN_RECONNECT_MS);
       engine.close();
+      await broker.close();
     },
   };
+}
+
+/** Redis when REDIS_URL or a cluster node list is set; else the in-process broker (one node). */
+export function createBroker(config: Config, logger: Logger): Broker {
+  const nodeId = config.AGENTWIRE_NODE_ID;
+  if (config.REDIS_URL || config.AGENTWIRE_REDIS_CLUSTER_NODES) {
+    return new RedisBroker({
+      url: config.REDIS_URL,
+      clusterNodes: config.AGENTWIRE_REDIS_CLUSTER_NODES?.split(","),
+      prefix: config.AGENTWIRE_REDIS_PREFIX,
+      nodeId,
+      logger,
+    });
+  }
+  return new MemoryBroker(undefined, nodeId);
 }

@@ -9,7 +9,7 @@ import {
 } from "../../protocol/index.js";
 import type { LogEntry } from "./event-log.js";
 import { Outbox, type OutboxLimits } from "./outbox.js";
-import type { Session, SubmitError } from "./session.js";
+import type { Session, SubmitError, SubmitOutcome } from "./session.js";
 import type { Sink } from "./sink.js";
 
 /** Log entries written per replay batch; replay reads the log in place, so it costs no copy per client. */
@@ -54,6 +54,19 @@ export class Attachment {
     // A turn's ack goes out before its turn_start, so a client sees its message taken first.
     const onTurn = id ? (turn: string) => this.send({ type: "ack", id, turn }) : undefined;
     const outcome = this.session.submit(message, onTurn);
+    if (outcome instanceof Promise) {
+      // Forwarded to the owner on another node: its ack may follow the turn's first events.
+      void outcome.then((o) => {
+        if (this.detached) return;
+        if (o.ok && id && o.turn) this.send({ type: "ack", id, turn: o.turn });
+        this.answer(o, id);
+      });
+      return;
+    }
+    this.answer(outcome, id);
+  }
+
+  private answer(outcome: SubmitOutcome, id: string | undefined): void {
     if (!outcome.ok) {
       this.sendError(outcome.error, id);
       return;
@@ -121,7 +134,7 @@ export class Attachment {
       lastSeq: log.lastSeq,
       resumed: afterSeq !== undefined,
       recovered: replay.recovered,
-      activeTurn: this.session.activeTurn?.id ?? null,
+      activeTurn: this.session.activeTurnId,
       heartbeatMs: this.heartbeatMs,
     };
     this.send(welcome);

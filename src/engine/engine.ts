@@ -1,11 +1,15 @@
 // The engine: creates, finds and expires sessions; the one entry point every transport calls.
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { CloseCode, ErrorCode, type ServerMessage } from "../../protocol/index.js";
+import type { Broker } from "../broker/broker.js";
+import { MemoryBroker } from "../broker/broker-memory.js";
 import type { Agent } from "./agent.js";
 import { Attachment } from "./attachment.js";
+import { Cluster, type ClusterOptions, defaultClusterOptions } from "./cluster.js";
 import { type EngineContext, type EngineLimits, defaultLimits } from "./context.js";
 import { type Logger, silentLogger } from "./logger.js";
-import { Session, type SubmitOutcome } from "./session.js";
+import { Session, type SessionSnapshot, type SubmitOutcome } from "./session.js";
+import type { TurnRecord } from "./turn.js";
 import type { Sink } from "./sink.js";
 import { type ToolRegistry, defaultTools } from "./tools.js";
 
@@ -18,6 +22,9 @@ export interface EngineOptions {
   heartbeatMs?: number;
   logger?: Logger;
   now?: () => number;
+  /** Where sessions, leases and logs are shared with other nodes. @default a MemoryBroker (one node) */
+  broker?: Broker;
+  cluster?: Partial<ClusterOptions>;
 }
 
 export type AuthResult = { ok: true; session: Session } | { ok: false; code: typeof ErrorCode.SessionNotFound | typeof ErrorCode.Forbidden };
@@ -27,6 +34,8 @@ export class Engine {
   private readonly ctx: EngineContext;
   private running = 0;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly cluster: Cluster;
+  readonly broker: Broker;
 
   constructor(options: EngineOptions) {
     const limits = { ...defaultLimits, ...options.limits };
@@ -46,6 +55,8 @@ export class Engine {
         this.running--;
       },
     };
+    this.broker = options.broker ?? new MemoryBroker();
+    this.cluster = new Cluster(this.broker, this.ctx, this.sessions, { ...defaultClusterOptions, ...options.cluster }, (id) => this.endLocal(id, true));
     const sweepMs = Math.max(1000, Math.min(30_000, limits.sessionIdleMs / 4));
     this.sweeper = setInterval(() => this.expireIdle(), sweepMs);
     this.sweeper.unref();
@@ -63,29 +74,61 @@ export class Engine {
     return this.running;
   }
 
-  /** Creates a session and its secret token, or null when the server holds its maximum. */
-  createSession(): { sessionId: string; token: string } | null {
+  get nodeId(): string {
+    return this.broker.nodeId;
+  }
+
+  /** Creates a session and its secret token (stored for every node), or null at the session limit. */
+  async createSession(): Promise<{ sessionId: string; token: string } | null> {
     if (this.sessions.size >= this.ctx.limits.maxSessions) return null;
     const sessionId = `s_${randomBytes(12).toString("base64url")}`;
     const token = randomBytes(24).toString("base64url");
-    this.sessions.set(sessionId, new Session(sessionId, token, this.ctx));
+    const session = new Session(sessionId, token, this.ctx);
+    this.sessions.set(sessionId, session);
+    try {
+      await this.cluster.adopt(session);
+    } catch (err) {
+      // The broker is down: the session still works here; other nodes learn of it once it is back.
+      this.ctx.logger.warn({ sessionId, err: (err as Error).message }, "session not yet shared with other nodes");
+    }
     this.ctx.logger.info({ sessionId }, "session created");
     return { sessionId, token };
   }
 
-  /** Finds the session and checks its token in constant time. */
+  /** Checks the token of a session held here, in constant time. Sessions of other nodes: `authorizeAny`. */
   authorize(sessionId: string, token: string | undefined): AuthResult {
     const session = this.sessions.get(sessionId);
     if (!session) return { ok: false, code: ErrorCode.SessionNotFound };
+    return checkToken(session, token);
+  }
+
+  /** Like `authorize`, but finds sessions held by other nodes too (then follows or takes them over). */
+  async authorizeAny(sessionId: string, token: string | undefined): Promise<AuthResult> {
+    const local = this.sessions.get(sessionId);
+    if (local) return checkToken(local, token);
     if (token === undefined) return { ok: false, code: ErrorCode.Forbidden };
-    const a = Buffer.from(token);
-    const b = Buffer.from(session.token);
-    if (a.length !== b.length || !timingSafeEqual(a, b)) return { ok: false, code: ErrorCode.Forbidden };
-    return { ok: true, session };
+    const session = await this.cluster.open(sessionId).catch((err: Error) => {
+      this.ctx.logger.warn({ sessionId, err: err.message }, "session lookup failed");
+      return null;
+    });
+    if (!session) return { ok: false, code: ErrorCode.SessionNotFound };
+    return checkToken(session, token);
   }
 
   get(sessionId: string): Session | undefined {
     return this.sessions.get(sessionId);
+  }
+
+  /** The session's snapshot, from its owner wherever that is. */
+  async snapshot(session: Session): Promise<SessionSnapshot> {
+    if (session.role === "owner") return session.snapshot();
+    return (await this.cluster.ask(session, "snapshot", null)) as SessionSnapshot;
+  }
+
+  /** One turn's record (status, text so far, usage), from the session's owner. */
+  async turnRecord(session: Session, turnId: string): Promise<TurnRecord | undefined> {
+    if (session.role === "owner") return session.turn(turnId);
+    return ((await this.cluster.ask(session, "turn", turnId)) as TurnRecord | null) ?? undefined;
   }
 
   /** Attaches a transport link: welcome, replay after `afterSeq` when given, then live. */
@@ -97,17 +140,28 @@ export class Engine {
   }
 
   /** Applies a client message that arrived without a stream (HTTP POST). */
-  submit(session: Session, message: Parameters<Session["submit"]>[0], onTurn?: (turnId: string) => void): SubmitOutcome {
+  submit(session: Session, message: Parameters<Session["submit"]>[0], onTurn?: (turnId: string) => void): SubmitOutcome | Promise<SubmitOutcome> {
     return session.submit(message, onTurn);
   }
 
-  deleteSession(sessionId: string): boolean {
+  /** Deletes a session everywhere: its owner ends it, stored data goes, attached clients get 4410. */
+  async deleteSession(sessionId: string): Promise<boolean> {
     const session = this.sessions.get(sessionId);
     if (!session) return false;
+    if (session.role === "replica") {
+      await this.cluster.ask(session, "delete", null).catch(() => undefined);
+    }
+    this.endLocal(sessionId, session.role === "owner");
+    return true;
+  }
+
+  private endLocal(sessionId: string, deleteStored: boolean): void {
+    const session = this.sessions.get(sessionId);
+    if (!session) return;
     this.sessions.delete(sessionId);
     session.end(CloseCode.SessionEnded, "session_ended");
+    this.cluster.forget(session, deleteStored);
     this.ctx.logger.info({ sessionId }, "session deleted");
-    return true;
   }
 
   /** Tells every attached client to reconnect elsewhere, then closes them (shutdown, deploy). */
@@ -124,6 +178,7 @@ export class Engine {
   /** Stops timers and cancels running turns. */
   close(): void {
     clearInterval(this.sweeper);
+    this.cluster.close();
     for (const session of this.sessions.values()) session.end(CloseCode.GoingAway, "server_closing");
     this.sessions.clear();
   }
@@ -132,12 +187,21 @@ export class Engine {
     const now = this.ctx.now();
     let expired = 0;
     for (const [id, session] of this.sessions) {
-      if (!session.isIdle(now)) continue;
+      if (session.role !== "owner" || !session.isIdle(now)) continue;
       this.sessions.delete(id);
       session.end(CloseCode.SessionEnded, "session_expired");
+      this.cluster.forget(session, true);
       expired++;
     }
     if (expired > 0) this.ctx.logger.info({ expired }, "idle sessions expired");
     return expired;
   }
+}
+
+function checkToken(session: Session, token: string | undefined): AuthResult {
+  if (token === undefined) return { ok: false, code: ErrorCode.Forbidden };
+  const a = Buffer.from(token);
+  const b = Buffer.from(session.token);
+  if (a.length !== b.length || !timingSafeEqual(a, b)) return { ok: false, code: ErrorCode.Forbidden };
+  return { ok: true, session };
 }

@@ -55,6 +55,27 @@ export class EventLog {
     return entry;
   }
 
+  /**
+   * Adds an event whose seq was assigned elsewhere (a replica of another node's log, or a log
+   * reloaded on takeover). Returns false, adding nothing, unless it is exactly the next seq; an
+   * empty log accepts any seq (it starts where the stored log is).
+   */
+  insert(seq: number, frame: string, event: LoggedEvent): LogEntry | null {
+    if (this.size > 0 ? seq !== this.last + 1 : seq <= this.last) return null;
+    this.last = seq;
+    const entry: LogEntry = { seq, at: this.now(), event, frame };
+    this.entries.push(entry);
+    this.trim();
+    return entry;
+  }
+
+  /** Forgets everything and continues after `lastSeq`: the events before it cannot be had anymore. */
+  reset(lastSeq: number): void {
+    this.entries = [];
+    this.head = 0;
+    this.last = lastSeq;
+  }
+
   /** Entries with seq > afterSeq (at most `limit`), or `recovered: false` when some were already dropped. */
   after(afterSeq: number, limit = Number.POSITIVE_INFINITY): ReplayResult {
     this.trim();

@@ -4,6 +4,7 @@ import {
   type ConfigureMessage,
   ErrorCode,
   type InputMessage,
+  type LoggedEvent,
   type LoggedEventInput,
   type ServerMessage,
   type ToolDeclaration,
@@ -11,7 +12,7 @@ import {
 import type { HistoryMessage } from "./agent.js";
 import type { Attachment } from "./attachment.js";
 import type { EngineContext } from "./context.js";
-import { EventLog } from "./event-log.js";
+import { EventLog, type LogEntry } from "./event-log.js";
 import { TokenBucket } from "./rate.js";
 import { Turn, type TurnRecord } from "./turn.js";
 
@@ -26,6 +27,28 @@ export interface SubmitError {
 }
 
 export type SubmitOutcome = { ok: true; turn?: string; reply?: ServerMessage } | { ok: false; error: SubmitError };
+
+/** What a session persists for takeover by another node: everything but the log (stored apart). */
+export interface SessionState {
+  model?: string;
+  system?: string;
+  clientTools: ToolDeclaration[];
+  history: HistoryMessage[];
+  turnCounter: number;
+}
+
+/** How a replica reaches the owner of its session (another node). */
+export interface OwnerLink {
+  submit(message: ClientMessage): Promise<SubmitOutcome>;
+}
+
+/** Hooks the cluster layer sets on a session it owns. */
+export interface OwnerHooks {
+  /** A logged event was appended locally (persist and publish it). */
+  logged(entry: LogEntry): void;
+  /** Configuration or history changed (persist the session state). */
+  changed(): void;
+}
 
 export interface SessionSnapshot {
   sessionId: string;
@@ -57,6 +80,15 @@ export class Session {
   private turnCounter = 0;
   private readonly inputRate: TokenBucket;
   private ended = false;
+  /**
+   * `owner`: this node runs the session's turns and assigns seq. `replica`: another node owns it;
+   * this copy follows the owner's log for local clients and forwards their messages.
+   */
+  role: "owner" | "replica" = "owner";
+  ownerLink: OwnerLink | null = null;
+  hooks: OwnerHooks | null = null;
+  /** The running turn as seen in a replica's log. */
+  private replicaTurn: string | null = null;
 
   constructor(
     readonly id: string,
@@ -72,10 +104,79 @@ export class Session {
     return this.ended;
   }
 
-  /** Assigns the next seq, logs the event and fans it out to every attached client. */
+  /** The running turn's id, on the owner or as a replica last saw it. */
+  get activeTurnId(): string | null {
+    return this.role === "owner" ? (this.activeTurn?.id ?? null) : this.replicaTurn;
+  }
+
+  /** Owner only: assigns the next seq, logs the event and fans it out to every attached client. */
   emit(event: LoggedEventInput): void {
     const entry = this.log.append(event);
+    this.hooks?.logged(entry);
     for (const attachment of this.attachments) attachment.deliver(entry);
+  }
+
+  /**
+   * Replica only: takes events in the owner's order. Returns the seq it expected when `seq` skips
+   * ahead (the caller fills the gap from the stored log, then calls again), else null.
+   */
+  ingest(seq: number, frame: string): number | null {
+    if (seq <= this.log.lastSeq && this.log.size > 0) return null;
+    const event = JSON.parse(frame) as LoggedEvent;
+    const entry = this.log.insert(seq, frame, event);
+    if (!entry) return this.log.lastSeq + 1;
+    if (event.type === "turn_start") this.replicaTurn = event.turn;
+    else if (event.type === "turn_end" && this.replicaTurn === event.turn) this.replicaTurn = null;
+    for (const attachment of this.attachments) attachment.deliver(entry);
+    return null;
+  }
+
+  /** The state another node needs to take this session over. */
+  state(): SessionState {
+    return { model: this.model, system: this.system, clientTools: this.clientTools, history: this.history, turnCounter: this.turnCounter };
+  }
+
+  /**
+   * Makes this node the owner, from the persisted state and the log it holds. A turn that was
+   * running on the lost owner is closed with `owner_lost`: nobody can finish it.
+   */
+  promote(state: SessionState | null): void {
+    if (state) {
+      this.model = state.model;
+      this.system = state.system;
+      this.clientTools = state.clientTools;
+      this.history.splice(0, this.history.length, ...state.history);
+      this.turnCounter = Math.max(this.turnCounter, state.turnCounter);
+    }
+    let orphan: string | null = null;
+    let orphanText = "";
+    for (const { event } of this.log.after(this.log.firstSeq - 1).entries) {
+      if (event.type === "turn_start") {
+        orphan = event.turn;
+        orphanText = "";
+        this.turnCounter = Math.max(this.turnCounter, Number(event.turn.slice(1)) || 0);
+      } else if (event.type === "turn_end" && event.turn === orphan) orphan = null;
+      else if (event.type === "token" && event.turn === orphan) orphanText += event.text;
+    }
+    this.role = "owner";
+    this.ownerLink = null;
+    this.replicaTurn = null;
+    if (orphan) {
+      if (orphanText) this.history.push({ role: "assistant", text: orphanText });
+      const message = "the node running this turn went away";
+      this.emit({ type: "error", turn: orphan, code: ErrorCode.OwnerLost, message, retryable: true });
+      this.emit({ type: "usage", turn: orphan, inputTokens: 0, outputTokens: 0, partial: true });
+      this.emit({ type: "turn_end", turn: orphan, status: "failed", reason: ErrorCode.OwnerLost });
+    }
+  }
+
+  /** Steps down to replica: another node holds the lease now. Running work stops. */
+  demote(link: OwnerLink): void {
+    this.activeTurn?.cancel("session_ended");
+    this.activeTurn = null;
+    this.role = "replica";
+    this.ownerLink = link;
+    this.hooks = null;
   }
 
   touch(): void {
@@ -86,9 +187,10 @@ export class Session {
    * Applies one client message (`resume` is the attachment's business). `onTurn` runs with the new
    * turn's id just before its first event, so an acknowledgement can precede `turn_start`.
    */
-  submit(message: ClientMessage, onTurn?: (turnId: string) => void): SubmitOutcome {
+  submit(message: ClientMessage, onTurn?: (turnId: string) => void): SubmitOutcome | Promise<SubmitOutcome> {
     if (this.ended) return refuse(ErrorCode.SessionNotFound, "the session has ended", 404);
     this.lastActivity = this.ctx.now();
+    if (this.role === "replica" && this.ownerLink) return this.ownerLink.submit(message);
     const waitMs = this.inputRate.take();
     if (waitMs > 0) {
       return refuse(ErrorCode.RateLimited, "too many messages for this session", 429, { retryable: true, retryAfterMs: waitMs });
@@ -151,6 +253,7 @@ export class Session {
       }
       this.clientTools = message.tools;
     }
+    this.hooks?.changed();
     return { ok: true };
   }
 
@@ -175,6 +278,9 @@ export class Session {
     this.turns.set(id, turn.record);
     while (this.turns.size > this.ctx.limits.maxTurnsKept) this.turns.delete(this.turns.keys().next().value as string);
     this.ctx.turnStarted();
+    // In history before the state is saved, so a node taking over knows what was asked.
+    this.history.push({ role: "user", text: input });
+    this.hooks?.changed();
     void turn.run();
     return id;
   }
@@ -184,6 +290,7 @@ export class Session {
     this.lastActivity = this.ctx.now();
     this.ctx.turnEnded();
     this.trimHistory();
+    this.hooks?.changed();
   }
 
   /** Keeps history within its message budget; provider adapters trim further by their own budget. */
@@ -205,7 +312,7 @@ export class Session {
       sessionId: this.id,
       lastSeq: this.log.lastSeq,
       firstSeq: this.log.firstSeq,
-      activeTurn: this.activeTurn?.id ?? null,
+      activeTurn: this.activeTurnId,
       pendingInput: this.pending,
       config: { model: this.model ?? this.ctx.defaultModel, system: this.system, tools: this.clientTools },
       history: [...this.history],

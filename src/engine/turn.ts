@@ -66,7 +66,6 @@ export class Turn {
   /** Starts the turn; the returned promise settles when the agent work is over (turn_end may come earlier on cancel). */
   async run(): Promise<void> {
     this.deps.emit({ type: "turn_start", turn: this.id, input: this.record.input });
-    this.deps.history.push({ role: "user", text: this.record.input });
     try {
       for (let step = 0; step < this.deps.maxSteps; step++) {
         const result = await this.runStep(step);

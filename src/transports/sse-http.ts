@@ -1,6 +1,11 @@
 // SSE + HTTP fallback transport on the same engine: event stream, message POSTs, turn polling, CORS.
+import { ErrorCode } from "../../protocol/index.js";
 import type { Engine, KeyedRateLimiter, Logger } from "../engine/index.js";
-import type { TemplatedApp } from "./uws.js";
+import { type CorsPolicy, corsPolicy } from "./cors.js";
+import { authorizeRequest, pollTurn, postMessage } from "./http-messages.js";
+import { type RequestInfo, extractToken, guard, queryParam, readRequest, sendError } from "./http-util.js";
+import { SseSink } from "./sse-sink.js";
+import type { HttpRequest, HttpResponse, TemplatedApp } from "./uws.js";
 import type { ConnectionStats } from "./uws-websocket.js";
 
 export interface SseRouteOptions {
@@ -17,6 +22,107 @@ export interface SseRouteOptions {
   logger: Logger;
 }
 
-export function registerSseRoutes(_app: TemplatedApp, _engine: Engine, _options: SseRouteOptions, _stats: ConnectionStats): void {
-  // Filled in by the SSE transport.
+/** Every route a browser may call cross-origin, with the methods it answers (preflight and 405 `Allow`). */
+const ROUTES = {
+  sessions: { pattern: "/v1/sessions", allow: "POST, OPTIONS" },
+  session: { pattern: "/v1/sessions/:id", allow: "GET, DELETE, OPTIONS" },
+  events: { pattern: "/v1/sessions/:id/events", allow: "GET, OPTIONS" },
+  messages: { pattern: "/v1/sessions/:id/messages", allow: "POST, OPTIONS" },
+  turn: { pattern: "/v1/sessions/:id/turns/:turnId", allow: "GET, OPTIONS" },
+} as const;
+
+export function registerSseRoutes(app: TemplatedApp, engine: Engine, options: SseRouteOptions, stats: ConnectionStats): void {
+  const cors = corsPolicy(options.corsOrigins);
+  app.get(ROUTES.events.pattern, (res, req) => void openStream(res, req, engine, options, stats, cors));
+  app.post(ROUTES.messages.pattern, (res, req) => void postMessage(res, req, engine, options.maxPayloadBytes, cors));
+  app.get(ROUTES.turn.pattern, (res, req) => void pollTurn(res, req, engine, cors));
+
+  for (const route of Object.values(ROUTES)) {
+    app.options(route.pattern, (res, req) => answerPreflight(res, req, cors, route.allow));
+  }
+  // `/v1/sessions` answers 405 from http-routes; the other routes get theirs here, with `Allow`.
+  for (const route of [ROUTES.session, ROUTES.events, ROUTES.messages, ROUTES.turn]) {
+    app.any(route.pattern, (res, req) => {
+      const origin = req.getHeader("origin") || undefined;
+      const headers = { allow: route.allow, ...cors.headers(origin) };
+      sendError(res, { aborted: false }, 405, { code: ErrorCode.MethodNotAllowed, message: `use ${route.allow}`, retryable: false }, headers);
+    });
+  }
+}
+
+function answerPreflight(res: HttpResponse, req: HttpRequest, cors: CorsPolicy, allow: string): void {
+  const headers = { allow, ...cors.preflight(req.getHeader("origin") || undefined, allow) };
+  res.cork(() => {
+    res.writeStatus("204 No Content");
+    for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
+    res.endWithoutBody();
+  });
+}
+
+type Position = { ok: true; afterSeq: number | undefined } | { ok: false; field: string };
+
+/**
+ * Where a stream starts: `Last-Event-ID` (what EventSource sends when it reconnects by itself) wins over
+ * `?lastEventId=`, which wins over `?afterSeq=` (the first connect's position, still in the URL on reconnects).
+ */
+function streamPosition(info: RequestInfo): Position {
+  const candidates: [string, string | undefined][] = [
+    ["Last-Event-ID", info.headers["last-event-id"]],
+    ["lastEventId", queryParam(info.query, "lastEventId")],
+    ["afterSeq", queryParam(info.query, "afterSeq")],
+  ];
+  for (const [field, raw] of candidates) {
+    const value = raw?.trim();
+    if (!value) continue;
+    const seq = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(seq)) return { ok: false, field };
+    return { ok: true, afterSeq: seq };
+  }
+  return { ok: true, afterSeq: undefined };
+}
+
+async function openStream(res: HttpResponse, req: HttpRequest, engine: Engine, options: SseRouteOptions, stats: ConnectionStats, cors: CorsPolicy): Promise<void> {
+  const info = readRequest(res, req);
+  const sessionId = req.getParameter(0) ?? "";
+  const headers = cors.headers(info.headers.origin);
+  // The sink exists only once the stream is accepted; an abort before that just marks the state.
+  let sink: SseSink | null = null;
+  const state = guard(res, () => sink?.aborted());
+  const waitMs = options.connectLimiter.take(info.ip);
+  if (waitMs > 0) {
+    sendError(res, state, 429, { code: ErrorCode.RateLimited, message: "too many connection attempts", retryable: true, retryAfterMs: waitMs }, headers);
+    return;
+  }
+  if (stats.websockets + stats.sseStreams >= options.maxConnections) {
+    sendError(res, state, 503, { code: ErrorCode.Overloaded, message: "connection limit reached", retryable: true, retryAfterMs: 1000 }, headers);
+    return;
+  }
+  const session = await authorizeRequest(engine, sessionId, extractToken(info), res, state, headers);
+  if (!session) return;
+  const position = streamPosition(info);
+  if (!position.ok) {
+    sendError(res, state, 400, { code: ErrorCode.InvalidMessage, message: `${position.field} must be a non-negative integer seq`, field: position.field, retryable: false }, headers);
+    return;
+  }
+  if (session.isEnded) {
+    sendError(res, state, 404, { code: ErrorCode.SessionNotFound, message: "the session has ended", retryable: false }, headers);
+    return;
+  }
+
+  stats.sseStreams++;
+  const accepted = new SseSink(res, {
+    heartbeatMs: options.heartbeatMs,
+    afterSeq: position.afterSeq,
+    onEnd: () => {
+      stats.sseStreams--;
+      options.logger.debug({ sessionId }, "sse stream ended");
+    },
+  });
+  sink = accepted;
+  // One cork: the head, the opening comment, the welcome and any replay that fits leave in one write.
+  res.cork(() => {
+    accepted.start(headers, options.retryMs);
+    accepted.bind(engine.attach(session, accepted, position.afterSeq));
+  });
+  options.logger.debug({ sessionId, afterSeq: position.afterSeq }, "sse stream attached");
 }

@@ -1,6 +1,6 @@
 // The WebSocket route: upgrade with auth and limits, then frames -> engine and engine -> frames.
 import { CloseCode, ErrorCode, parseClientFrame } from "../../protocol/index.js";
-import type { Attachment, Engine, KeyedRateLimiter, Logger, Sink } from "../engine/index.js";
+import type { Attachment, AuthResult, Engine, KeyedRateLimiter, Logger, Sink } from "../engine/index.js";
 import { extractToken, queryParam, readRequest, sendError } from "./http-util.js";
 import type { TemplatedApp, WebSocket } from "./uws.js";
 
@@ -64,12 +64,6 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
         sendError(res, state, 401, { code: ErrorCode.Unauthorized, message: "a session token is required" });
         return;
       }
-      const auth = engine.authorize(sessionId, token);
-      if (!auth.ok) {
-        const status = auth.code === ErrorCode.SessionNotFound ? 404 : 403;
-        sendError(res, state, status, { code: auth.code, message: auth.code === ErrorCode.SessionNotFound ? "no such session" : "wrong token for this session" });
-        return;
-      }
       const rawAfter = queryParam(info.query, "afterSeq");
       let afterSeq: number | undefined;
       if (rawAfter !== undefined) {
@@ -81,8 +75,26 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       }
       const offered = (info.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim()).filter(Boolean);
       const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : (offered.find((p) => !p.startsWith("bearer.")) ?? "");
-      const conn: ConnState = { sessionId, afterSeq, closed: false, attachment: null };
-      res.upgrade<UserData>({ conn }, key, protocol, extensions, context);
+      const finish = (auth: AuthResult) => {
+        if (!auth.ok) {
+          const status = auth.code === ErrorCode.SessionNotFound ? 404 : 403;
+          sendError(res, state, status, { code: auth.code, message: auth.code === ErrorCode.SessionNotFound ? "no such session" : "wrong token for this session" });
+          return;
+        }
+        const conn: ConnState = { sessionId, afterSeq, closed: false, attachment: null };
+        res.cork(() => res.upgrade<UserData>({ conn }, key, protocol, extensions, context));
+      };
+      // Sessions held here answer at once; others are looked up in the broker first.
+      if (engine.get(sessionId)) {
+        finish(engine.authorize(sessionId, token));
+        return;
+      }
+      res.onAborted(() => {
+        state.aborted = true;
+      });
+      void engine.authorizeAny(sessionId, token).then((auth) => {
+        if (!state.aborted) finish(auth);
+      });
     },
 
     open(ws) {

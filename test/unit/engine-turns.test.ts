@@ -10,10 +10,10 @@ afterEach(() => {
   for (const e of engines.splice(0)) e.close();
 });
 
-function setup(agent: Agent = new RecordingDemoAgent({ tokensPerSecond: 0, replyWords: 6 }), limits = {}) {
+async function setup(agent: Agent = new RecordingDemoAgent({ tokensPerSecond: 0, replyWords: 6 }), limits = {}) {
   const engine = new Engine({ agent, limits });
   engines.push(engine);
-  const created = engine.createSession();
+  const created = await engine.createSession();
   if (!created) throw new Error("no session");
   const session = engine.get(created.sessionId) as Session;
   const sink = new FakeSink();
@@ -27,7 +27,7 @@ const text = (ms: ServerMessage[]) => ms.map((m) => (m.type === "token" ? m.text
 
 describe("engine turns", () => {
   it("runs a full demo turn: exact order, gap-free seq, text equal to the script", async () => {
-    const { sink, attachment } = setup();
+    const { sink, attachment } = await setup();
     attachment.receive({ type: "input", id: "m1", text: "what is 6 * 7", final: true, interrupt: false });
     const ms = await sink.until((m) => ended(m));
     const plan = planDemo("what is 6 * 7", 1, 6);
@@ -61,7 +61,7 @@ describe("engine turns", () => {
 
   it("cancel ends the turn at once with partial usage, aborts the agent, and is idempotent", async () => {
     const agent = new GateAgent();
-    const { sink, attachment, session } = setup(agent);
+    const { sink, attachment, session } = await setup(agent);
     attachment.receive({ type: "input", text: "hi", final: true, interrupt: false });
     await sink.until((m) => m.some((x) => x.type === "token"));
     attachment.receive({ type: "cancel", id: "c1" });
@@ -79,7 +79,7 @@ describe("engine turns", () => {
 
   it("interrupt: cancels the running turn, then starts the new one with the new input", async () => {
     const agent = new GateAgent();
-    const { sink, attachment } = setup(agent);
+    const { sink, attachment } = await setup(agent);
     attachment.receive({ type: "input", text: "first", final: true, interrupt: false });
     await sink.until((m) => m.some((x) => x.type === "token"));
     attachment.receive({ type: "input", text: "second", final: true, interrupt: true });
@@ -95,7 +95,7 @@ describe("engine turns", () => {
 
   it("input while a turn runs without interrupt is refused with turn_active and loses nothing", async () => {
     const agent = new GateAgent();
-    const { sink, attachment } = setup(agent);
+    const { sink, attachment } = await setup(agent);
     attachment.receive({ type: "input", text: "first", final: true, interrupt: false });
     await sink.until((m) => m.some((x) => x.type === "token"));
     attachment.receive({ type: "input", id: "x", text: "second", final: true, interrupt: false });
@@ -111,7 +111,7 @@ describe("engine turns", () => {
   });
 
   it("non-final input buffers without a turn; the final input joins it", async () => {
-    const { sink, attachment, session } = setup();
+    const { sink, attachment, session } = await setup();
     attachment.receive({ type: "input", text: "what is ", final: false, interrupt: false });
     attachment.receive({ type: "input", text: "2 + ", final: false, interrupt: false });
     expect(session.activeTurn).toBeNull();
@@ -123,8 +123,8 @@ describe("engine turns", () => {
     expect(session.snapshot().pendingInput).toBe("");
   });
 
-  it("buffered input beyond the limit is refused with input_too_large on field text", () => {
-    const { sink, attachment } = setup(undefined, { maxInputChars: 10 });
+  it("buffered input beyond the limit is refused with input_too_large on field text", async () => {
+    const { sink, attachment } = await setup(undefined, { maxInputChars: 10 });
     attachment.receive({ type: "input", text: "123456", final: false, interrupt: false });
     attachment.receive({ type: "input", id: "big", text: "789012", final: false, interrupt: false });
     expect(sink.messages.at(-1)).toMatchObject({ type: "error", code: ErrorCode.InputTooLarge, field: "text", id: "big" });
@@ -132,7 +132,7 @@ describe("engine turns", () => {
 
   it("client tool round trip: the call waits for tool_result and the answer reaches the model", async () => {
     const agent = new RecordingDemoAgent({ tokensPerSecond: 0, replyWords: 3 });
-    const { sink, attachment } = setup(agent);
+    const { sink, attachment } = await setup(agent);
     attachment.receive({ type: "configure", tools: [{ name: "lookup", description: "d", parameters: {} }] });
     attachment.receive({ type: "input", text: "please lookup this", final: true, interrupt: false });
     const ready = await sink.until((m) => m.some((x) => x.type === "tool" && x.phase === "ready"));
@@ -146,7 +146,7 @@ describe("engine turns", () => {
   });
 
   it("client tool timeout: the result is an error with tool_timeout and the turn still completes", async () => {
-    const { sink, attachment } = setup(undefined, { clientToolTimeoutMs: 30 });
+    const { sink, attachment } = await setup(undefined, { clientToolTimeoutMs: 30 });
     attachment.receive({ type: "configure", tools: [{ name: "lookup", description: "d", parameters: {} }] });
     attachment.receive({ type: "input", text: "lookup", final: true, interrupt: false });
     const ms = await sink.until((m) => ended(m));
@@ -165,7 +165,7 @@ describe("engine turns", () => {
         throw new AgentError(ErrorCode.UpstreamOverloaded, "overloaded", true, 2000);
       },
     };
-    const { sink, attachment } = setup(agent);
+    const { sink, attachment } = await setup(agent);
     attachment.receive({ type: "input", text: "x", final: true, interrupt: false });
     const ms = await sink.until((m) => ended(m));
     expect(ms.slice(1)).toEqual([
@@ -185,7 +185,7 @@ describe("engine turns", () => {
         return { finish: "incomplete", toolCalls: [] };
       },
     };
-    const { sink, attachment } = setup(agent);
+    const { sink, attachment } = await setup(agent);
     attachment.receive({ type: "input", text: "x", final: true, interrupt: false });
     const ms = await sink.until((m) => ended(m));
     expect(ms.at(-1)).toMatchObject({ status: "incomplete", reason: "truncated" });
@@ -197,15 +197,15 @@ describe("engine turns", () => {
       name: "loop",
       step: async (r) => ({ finish: "tool_calls", toolCalls: [{ id: `c${r.step}`, name: "clock", args: {} }] }),
     };
-    const { sink, attachment } = setup(agent, { maxSteps: 3 });
+    const { sink, attachment } = await setup(agent, { maxSteps: 3 });
     attachment.receive({ type: "input", text: "x", final: true, interrupt: false });
     const ms = await sink.until((m) => ended(m));
     expect(ms.filter((m) => m.type === "tool" && m.phase === "result")).toHaveLength(3);
     expect(ms.at(-1)).toMatchObject({ status: "incomplete", reason: "max_steps" });
   });
 
-  it("limits the message rate per session with rate_limited and retryAfterMs", () => {
-    const { sink, attachment } = setup(undefined, { inputRatePerSec: 1, inputBurst: 3 });
+  it("limits the message rate per session with rate_limited and retryAfterMs", async () => {
+    const { sink, attachment } = await setup(undefined, { inputRatePerSec: 1, inputBurst: 3 });
     for (let i = 0; i < 4; i++) attachment.receive({ type: "ping", id: `p${i}` });
     const ms = sink.messages.slice(1);
     expect(ms.slice(0, 3).map((m) => m.type)).toEqual(["pong", "pong", "pong"]);
@@ -213,14 +213,14 @@ describe("engine turns", () => {
     expect((ms[3] as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
   });
 
-  it("refuses a client tool named like a server tool, naming the field", () => {
-    const { sink, attachment } = setup();
+  it("refuses a client tool named like a server tool, naming the field", async () => {
+    const { sink, attachment } = await setup();
     attachment.receive({ type: "configure", id: "c", tools: [{ name: "x", description: "", parameters: {} }, { name: "calculator", description: "", parameters: {} }] });
     expect(sink.messages.at(-1)).toMatchObject({ type: "error", code: ErrorCode.InvalidMessage, field: "tools.1.name", id: "c" });
   });
 
   it("resume replays after the position, and a position out of the log says recovered: false", async () => {
-    const { engine, session, sink, attachment } = setup(undefined, { logMaxEvents: 16 });
+    const { engine, session, sink, attachment } = await setup(undefined, { logMaxEvents: 16 });
     attachment.receive({ type: "input", text: "1 + 1", final: true, interrupt: false });
     await sink.until((m) => ended(m));
     const last = session.log.lastSeq;
@@ -235,12 +235,12 @@ describe("engine turns", () => {
     expect(lost.messages[0]).toMatchObject({ type: "session", resumed: true, recovered: false, lastSeq: last });
   });
 
-  it("expires idle sessions and closes their clients with SessionEnded", () => {
+  it("expires idle sessions and closes their clients with SessionEnded", async () => {
     let now = 0;
     const engine = new Engine({ agent: new RecordingDemoAgent(), limits: { sessionIdleMs: 1000 }, now: () => now });
     engines.push(engine);
-    const a = engine.createSession();
-    const b = engine.createSession();
+    const a = await engine.createSession();
+    const b = await engine.createSession();
     const sink = new FakeSink();
     const attached = engine.attach(engine.get(b?.sessionId ?? "") as Session, sink, undefined);
     now = 5000;
@@ -250,12 +250,12 @@ describe("engine turns", () => {
     now = 10_000;
     expect(engine.expireIdle()).toBe(1);
     expect(engine.sessionCount).toBe(0);
-    engine.deleteSession("nope");
+    expect(await engine.deleteSession("nope")).toBe(false);
     expect(sink.closed).toBeNull();
-    const c = engine.createSession();
+    const c = await engine.createSession();
     const sinkC = new FakeSink();
     engine.attach(engine.get(c?.sessionId ?? "") as Session, sinkC, undefined);
-    engine.deleteSession(c?.sessionId ?? "");
+    expect(await engine.deleteSession(c?.sessionId ?? "")).toBe(true);
     expect(sinkC.closed).toEqual({ code: CloseCode.SessionEnded, reason: "session_ended" });
   });
 });

@@ -1,0 +1,88 @@
+// Section: server RSS per idle attached session, from VmRSS before and after opening thousands of idle links.
+import type { BenchContext, BenchSection, SectionReport } from "./section.js";
+import { type ServerKind, HOST, SERVER_KINDS } from "./servers/index.js";
+import { heapBreakdown } from "./heap-breakdown.js";
+import { settledRssKb } from "./proc.js";
+import { type RawWs, openMany } from "./raw-ws-client.js";
+import { num, ratio, type Table } from "./table.js";
+
+/** agentwire may hold at most this much RSS per idle attached session. */
+export const KB_PER_SESSION_TARGET = 2;
+
+/** Links opened and closed before the baseline reading, so first-use code and buffers count as "before". */
+const WARMUP_LINKS = 64;
+
+interface Measured {
+  kind: ServerKind;
+  beforeKb: number;
+  /** After creating the sessions, before attaching (agentwire only). */
+  sessionsKb: number | null;
+  afterKb: number;
+  count: number;
+}
+
+async function measure(kind: ServerKind, count: number, ctx: BenchContext): Promise<Measured> {
+  const server = await kind.start({ tokensPerTurn: 16 });
+  let links: RawWs[] = [];
+  try {
+    const warm = await openMany(HOST, server.port, await kind.prepareLinks(server, WARMUP_LINKS));
+    for (const link of warm) link.close();
+    const beforeKb = await settledRssKb(server.pid);
+    const paths = await kind.prepareLinks(server, count);
+    const sessionsKb = kind.id === "agentwire" ? await settledRssKb(server.pid) : null;
+    const started = performance.now();
+    links = await openMany(HOST, server.port, paths);
+    ctx.log(`memory: ${kind.label}: ${count} links open in ${num((performance.now() - started) / 1000, 1)} s`);
+    const afterKb = await settledRssKb(server.pid);
+    return { kind, beforeKb, sessionsKb, afterKb, count };
+  } finally {
+    for (const link of links) link.close();
+    await server.stop();
+  }
+}
+
+const perLink = (r: Measured) => (r.afterKb - r.beforeKb) / r.count;
+
+function table(results: Measured[], count: number): Table {
+  const base = results.find((r) => r.kind.id === "uws");
+  const col = (f: (r: Measured) => string) => results.map(f);
+  const mb = (kb: number | null) => num(kb === null ? null : kb / 1024, 1);
+  return {
+    title: `Idle memory: ${num(count)} sessions with an idle WebSocket each (bare servers: ${num(count)} idle WebSockets)`,
+    columns: ["", ...col((r) => r.kind.label)],
+    rows: [
+      ["RSS before (MB)", ...col((r) => mb(r.beforeKb))],
+      ["RSS with sessions, unattached (MB)", ...col((r) => mb(r.sessionsKb))],
+      ["RSS with sessions + idle links (MB)", ...col((r) => mb(r.afterKb))],
+      null,
+      ["KB per idle attached session", ...col((r) => num(perLink(r), 2))],
+      ["  vs bare uWS", ...col((r) => ratio(perLink(r), base ? perLink(base) : null))],
+      ["  of which the session (KB)", ...col((r) => (r.sessionsKb === null ? "-" : num((r.sessionsKb - r.beforeKb) / r.count, 2)))],
+      ["  of which the WebSocket (KB)", ...col((r) => (r.sessionsKb === null ? num(perLink(r), 2) : num((r.afterKb - r.sessionsKb) / r.count, 2)))],
+    ],
+  };
+}
+
+export const idleMemory: BenchSection = {
+  id: "memory",
+  title: "Idle memory",
+  async run(ctx: BenchContext): Promise<SectionReport> {
+    const count = ctx.quick ? 2000 : 10_000;
+    const results: Measured[] = [];
+    for (const kind of SERVER_KINDS) {
+      ctx.log(`memory: ${kind.label}: ${count} idle links`);
+      results.push(await measure(kind, count, ctx));
+    }
+    const aw = results.find((r) => r.kind.id === "agentwire");
+    const kb = aw ? perLink(aw) : null;
+    const tables = [table(results, count)];
+    if (ctx.profile) tables.push(await heapBreakdown(ctx, count));
+    return {
+      tables,
+      notes: [
+        "RSS is VmRSS of the server process from /proc/<pid>/status, read once it stops moving; it includes V8 heap slack that GC has not returned.",
+      ],
+      targets: [{ label: `agentwire RSS per idle session <= ${KB_PER_SESSION_TARGET} KB`, measured: kb === null ? "-" : `${kb.toFixed(2)} KB`, met: kb === null ? null : kb <= KB_PER_SESSION_TARGET }],
+    };
+  },
+};

@@ -1,0 +1,106 @@
+// A WebSocket client on node:net with a hand-written upgrade: cheap enough to drive servers flat out or hold 10k links.
+import { randomBytes } from "node:crypto";
+import { type Socket, connect } from "node:net";
+import { FrameParser, type MessageHandler, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, clientFrame } from "./ws-frames.js";
+
+export interface RawWsOptions {
+  host: string;
+  port: number;
+  /** Path and query of the upgrade request. */
+  path: string;
+  /** Text and binary messages; pings are answered and closes handled here. */
+  onMessage?: MessageHandler;
+  /** Raw bytes read after the handshake, frame headers included. */
+  onBytes?: (count: number) => void;
+  onClose?: () => void;
+}
+
+export class RawWs {
+  closed = false;
+
+  constructor(readonly socket: Socket) {}
+
+  sendText(text: string): void {
+    if (!this.closed) this.socket.write(clientFrame(OP_TEXT, Buffer.from(text)));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+  }
+}
+
+const HEADER_END = Buffer.from("\r\n\r\n");
+
+/** Opens the socket and completes the upgrade; rejects with the status line when the server refuses. */
+export function connectRawWs(options: RawWsOptions): Promise<RawWs> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: options.host, port: options.port, noDelay: true });
+    const ws = new RawWs(socket);
+    const onMessage = options.onMessage ?? (() => {});
+    const parser = new FrameParser((buf, start, end, opcode) => {
+      if (opcode === OP_PING) socket.write(clientFrame(OP_PONG, Buffer.from(buf.subarray(start, end))));
+      else if (opcode === OP_CLOSE) ws.close();
+      else if (opcode !== OP_PONG) onMessage(buf, start, end, opcode);
+    });
+    let head: Buffer | null = Buffer.alloc(0);
+    socket.once("connect", () => {
+      socket.write(
+        `GET ${options.path} HTTP/1.1\r\nHost: ${options.host}:${options.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+    });
+    socket.on("data", (chunk: Buffer) => {
+      if (head === null) {
+        options.onBytes?.(chunk.length);
+        parser.push(chunk);
+        return;
+      }
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf(HEADER_END);
+      if (end < 0) return;
+      const statusLine = head.toString("latin1", 0, head.indexOf("\r\n"));
+      const rest = head.subarray(end + 4);
+      head = null;
+      if (!statusLine.startsWith("HTTP/1.1 101")) {
+        reject(new Error(`upgrade refused: ${statusLine} ${rest.toString("utf8").slice(0, 200)}`));
+        ws.close();
+        return;
+      }
+      resolve(ws);
+      if (rest.length > 0) {
+        options.onBytes?.(rest.length);
+        parser.push(rest);
+      }
+    });
+    socket.on("error", (err) => {
+      if (head !== null) reject(err);
+      ws.close();
+    });
+    socket.on("close", () => {
+      ws.closed = true;
+      if (head !== null) reject(new Error("connection closed during the upgrade"));
+      options.onClose?.();
+    });
+  });
+}
+
+/** Opens one link per path, `concurrency` upgrades in flight at a time; on a failure closes what it opened. */
+export async function openMany(host: string, port: number, paths: readonly string[], concurrency = 128): Promise<RawWs[]> {
+  const links: RawWs[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < paths.length) {
+      const path = paths[next++] as string;
+      links.push(await connectRawWs({ host, port, path }));
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, paths.length) }, worker));
+  } catch (err) {
+    for (const link of links) link.close();
+    throw err;
+  }
+  return links;
+}

@@ -1,0 +1,64 @@
+// The servers compared side by side: agentwire itself and two bare baselines, each run as a child process.
+import { fileURLToPath } from "node:url";
+import { type ChildServer, startChildServer } from "../proc.js";
+import { createSessions } from "./agentwire-sessions.js";
+
+export interface ServerKind {
+  id: "agentwire" | "uws" | "ws";
+  label: string;
+  start(options: { tokensPerTurn: number; nodeArgs?: string[] }): Promise<ChildServer>;
+  /** Upgrade paths for `count` WebSockets, creating whatever they attach to first (agentwire: sessions). */
+  prepareLinks(server: ChildServer, count: number): Promise<string[]>;
+  /** The client message that starts one turn of `tokens` tokens. */
+  startMessage(tokens: number): string;
+}
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+
+export const HOST = "127.0.0.1";
+
+export const agentwire: ServerKind = {
+  id: "agentwire",
+  label: "agentwire",
+  start: ({ tokensPerTurn, nodeArgs }) =>
+    startChildServer({
+      script: here("../../src/cli.js"),
+      args: ["serve"],
+      nodeArgs,
+      env: {
+        PORT: "0",
+        HOST,
+        LOG_LEVEL: "silent",
+        AGENTWIRE_AGENT: "demo",
+        AGENTWIRE_DEMO_TOKENS_PER_SEC: "0",
+        // The demo wraps the filler words in about a dozen tokens of its own.
+        AGENTWIRE_DEMO_REPLY_WORDS: String(Math.max(0, tokensPerTurn - 12)),
+        // Every bench link comes from 127.0.0.1: the per-IP guard would otherwise refuse most of them.
+        AGENTWIRE_CONNECT_RATE_PER_IP: "1000000",
+        AGENTWIRE_CONNECT_BURST_PER_IP: "1000000",
+        AGENTWIRE_MAX_SESSIONS: "1000000",
+        AGENTWIRE_MAX_CONNECTIONS: "1000000",
+      },
+    }),
+  async prepareLinks(server, count) {
+    const sessions = await createSessions(HOST, server.port, count);
+    return sessions.map((s) => `/v1/sessions/${s.sessionId}/ws?token=${s.token}`);
+  },
+  startMessage: () => JSON.stringify({ type: "input", text: "1 + 2" }),
+};
+
+function bare(id: "uws" | "ws", label: string, script: string): ServerKind {
+  return {
+    id,
+    label,
+    start: ({ nodeArgs }) => startChildServer({ script: here(script), nodeArgs }),
+    prepareLinks: async (_server, count) => Array.from({ length: count }, () => "/ws"),
+    startMessage: (tokens) => `go ${tokens}`,
+  };
+}
+
+export const bareUws = bare("uws", "bare uWS", "./bare-uws.js");
+export const bareWs = bare("ws", "bare ws", "./bare-ws.js");
+
+/** Table column order; ratios are taken against `bareUws`. */
+export const SERVER_KINDS: readonly ServerKind[] = [agentwire, bareUws, bareWs];

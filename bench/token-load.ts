@@ -1,0 +1,140 @@
+// Drives token streams flat out over raw sockets and counts delivered tokens with byte checks, not JSON parsing.
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { cpuMs, machineCpu } from "./proc.js";
+import { type RawWs, connectRawWs } from "./raw-ws-client.js";
+
+export interface LoadJob {
+  host: string;
+  port: number;
+  /** Its CPU time is read at the very moments the token counters are, so both cover the same window. */
+  serverPid: number;
+  /** Upgrade paths, one streaming session each. */
+  links: string[];
+  /** Sent at connect and again after every turn_end, so each session streams back to back. */
+  startMessage: string;
+  warmupMs: number;
+  measureMs: number;
+}
+
+export interface LoadResult {
+  elapsedMs: number;
+  tokens: number;
+  tokenFrames: number;
+  /** Frames that carried several tokens (`from` present): the server merged for a lagging reader. */
+  mergedFrames: number;
+  bytes: number;
+  turns: number;
+  serverCpuMs: number;
+  clientCpuMs: number;
+  /** All cores, every process: with server and client below one core each, this shows who else was busy. */
+  machineBusyMs: number;
+  machineStealMs: number;
+  /** Error frames and links closed by the server inside the window; both should be zero. */
+  errors: number;
+  firstError: string | null;
+}
+
+interface Counters {
+  tokens: number;
+  tokenFrames: number;
+  mergedFrames: number;
+  bytes: number;
+  turns: number;
+  errors: number;
+}
+
+const QUOTE = 0x22;
+
+export async function runTokenLoad(job: LoadJob): Promise<LoadResult> {
+  const c: Counters = { tokens: 0, tokenFrames: 0, mergedFrames: 0, bytes: 0, turns: 0, errors: 0 };
+  let running = true;
+  let firstError: string | null = null;
+  const links: RawWs[] = await Promise.all(
+    job.links.map(async (path) => {
+      let link: RawWs | null = null;
+      link = await connectRawWs({
+        host: job.host,
+        port: job.port,
+        path,
+        onBytes: (n) => {
+          c.bytes += n;
+        },
+        // Frames are agentwire-shaped: {"type":"token",... puts the type's letters at fixed offsets.
+        onMessage: (buf, s, e) => {
+          if (buf[s + 9] === 0x74 && buf[s + 10] === 0x6f && buf[s + 11] === 0x6b) {
+            c.tokenFrames++;
+            // A plain token frame ends with its text's closing quote; a merged one ends with `"from":N}`.
+            if (buf[e - 2] === QUOTE) c.tokens++;
+            else {
+              const merged = JSON.parse(buf.toString("utf8", s, e)) as { seq: number; from: number };
+              c.tokens += merged.seq - merged.from + 1;
+              c.mergedFrames++;
+            }
+          } else if (buf[s + 10] === 0x75 && buf[s + 13] === 0x5f && buf[s + 14] === 0x65) {
+            c.turns++;
+            if (running) link?.sendText(job.startMessage);
+          } else if (buf[s + 9] === 0x65 && buf[s + 10] === 0x72) {
+            c.errors++;
+            firstError ??= buf.toString("utf8", s, Math.min(e, s + 300));
+          }
+        },
+        onClose: () => {
+          if (running) {
+            c.errors++;
+            firstError ??= "the server closed a streaming link";
+          }
+        },
+      });
+      return link;
+    }),
+  );
+  for (const link of links) link.sendText(job.startMessage);
+
+  await delay(job.warmupMs);
+  const before = snapshot(job.serverPid, c);
+  await delay(job.measureMs);
+  const after = snapshot(job.serverPid, c);
+  running = false;
+  for (const link of links) link.close();
+
+  return {
+    elapsedMs: after.at - before.at,
+    tokens: after.c.tokens - before.c.tokens,
+    tokenFrames: after.c.tokenFrames - before.c.tokenFrames,
+    mergedFrames: after.c.mergedFrames - before.c.mergedFrames,
+    bytes: after.c.bytes - before.c.bytes,
+    turns: after.c.turns - before.c.turns,
+    serverCpuMs: after.server - before.server,
+    clientCpuMs: (after.client - before.client) / 1000,
+    machineBusyMs: after.machine.busyMs - before.machine.busyMs,
+    machineStealMs: after.machine.stealMs - before.machine.stealMs,
+    errors: after.c.errors - before.c.errors,
+    firstError,
+  };
+}
+
+function snapshot(serverPid: number, c: Counters) {
+  const usage = process.cpuUsage();
+  return { at: performance.now(), server: cpuMs(serverPid), client: usage.user + usage.system, machine: machineCpu(), c: { ...c } };
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs the load in its own process, so its CPU is its own and it never shares an event loop with the bench. */
+export function forkTokenLoad(job: LoadJob): Promise<LoadResult> {
+  const child = fork(fileURLToPath(new URL("./load-client.js", import.meta.url)), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  return new Promise((resolve, reject) => {
+    let result: LoadResult | null = null;
+    child.once("message", (message) => {
+      const reply = message as { ok: true; result: LoadResult } | { ok: false; error: string };
+      if (reply.ok) result = reply.result;
+      else reject(new Error(reply.error));
+    });
+    child.once("exit", (code) => {
+      if (result) resolve(result);
+      else reject(new Error(`load client exited with ${code} and no result`));
+    });
+    child.send(job);
+  });
+}

@@ -1,0 +1,174 @@
+// In-process broker: the default for one node. Several instances on one MemoryStore act as several
+// nodes. Delivery is asynchronous and ordered, as with Redis, so single-node runs take the real path.
+import { randomBytes } from "node:crypto";
+import {
+  type AppendResult,
+  type Broker,
+  BrokerTimeout,
+  type LogLimits,
+  type NodeRequest,
+  type ReadResult,
+  type SessionRecord,
+  type StoredEvent,
+} from "./broker.js";
+
+interface StoredLog {
+  events: StoredEvent[];
+  lastSeq: number;
+  expiresAt: number;
+}
+
+/** The shared state that Redis holds in a cluster. */
+export class MemoryStore {
+  readonly sessions = new Map<string, { record: SessionRecord; expiresAt: number }>();
+  readonly leases = new Map<string, { holder: string; expiresAt: number }>();
+  readonly logs = new Map<string, StoredLog>();
+  readonly subscribers = new Map<string, Set<(events: StoredEvent[]) => void>>();
+  readonly nodes = new Map<string, (request: NodeRequest) => Promise<unknown>>();
+
+  constructor(readonly now: () => number = Date.now) {}
+}
+
+/** Runs callbacks later, strictly in the order they were queued. */
+function later(fn: () => void): void {
+  setImmediate(fn);
+}
+
+export class MemoryBroker implements Broker {
+  readonly nodeId: string;
+
+  constructor(
+    private readonly store: MemoryStore = new MemoryStore(),
+    nodeId?: string,
+  ) {
+    this.nodeId = nodeId ?? `n_${randomBytes(6).toString("base64url")}`;
+  }
+
+  isReady(): boolean {
+    return true;
+  }
+
+  async saveSession(record: SessionRecord, ttlMs: number): Promise<void> {
+    this.store.sessions.set(record.sessionId, { record: { ...record }, expiresAt: this.store.now() + ttlMs });
+  }
+
+  async loadSession(sessionId: string): Promise<SessionRecord | null> {
+    const entry = this.store.sessions.get(sessionId);
+    if (!entry || entry.expiresAt < this.store.now()) return null;
+    return { ...entry.record };
+  }
+
+  async deleteSession(sessionId: string): Promise<void> {
+    this.store.sessions.delete(sessionId);
+    this.store.logs.delete(sessionId);
+    this.store.leases.delete(sessionId);
+  }
+
+  async acquireLease(sessionId: string, ttlMs: number): Promise<string> {
+    const now = this.store.now();
+    const lease = this.store.leases.get(sessionId);
+    if (!lease || lease.expiresAt <= now || lease.holder === this.nodeId) {
+      this.store.leases.set(sessionId, { holder: this.nodeId, expiresAt: now + ttlMs });
+      return this.nodeId;
+    }
+    return lease.holder;
+  }
+
+  async renewLeases(sessionIds: readonly string[], ttlMs: number): Promise<string[]> {
+    const now = this.store.now();
+    const lost: string[] = [];
+    for (const id of sessionIds) {
+      const lease = this.store.leases.get(id);
+      if (lease && lease.holder === this.nodeId && lease.expiresAt > now) lease.expiresAt = now + ttlMs;
+      else lost.push(id);
+    }
+    return lost;
+  }
+
+  async releaseLease(sessionId: string): Promise<void> {
+    if (this.store.leases.get(sessionId)?.holder === this.nodeId) this.store.leases.delete(sessionId);
+  }
+
+  async leaseHolder(sessionId: string): Promise<string | null> {
+    const lease = this.store.leases.get(sessionId);
+    return lease && lease.expiresAt > this.store.now() ? lease.holder : null;
+  }
+
+  async append(sessionId: string, events: readonly StoredEvent[], limits: LogLimits, force = false): Promise<AppendResult> {
+    if ((await this.leaseHolder(sessionId)) !== this.nodeId) return { ok: false, reason: "not_owner" };
+    const now = this.store.now();
+    let log = this.store.logs.get(sessionId);
+    if (!log || log.expiresAt < now) {
+      log = { events: [], lastSeq: log?.lastSeq ?? 0, expiresAt: 0 };
+      this.store.logs.set(sessionId, log);
+    }
+    const first = events[0];
+    if (!first) return { ok: true };
+    if (first.seq !== log.lastSeq + 1 && !(force && first.seq > log.lastSeq)) return { ok: false, reason: "seq_mismatch", lastSeq: log.lastSeq };
+    log.events.push(...events.map((e) => ({ ...e })));
+    log.lastSeq = (events[events.length - 1] as StoredEvent).seq;
+    if (log.events.length > limits.maxEvents) log.events.splice(0, log.events.length - limits.maxEvents);
+    log.expiresAt = now + limits.ttlMs;
+    const copy = events.map((e) => ({ ...e }));
+    for (const deliver of this.store.subscribers.get(sessionId) ?? []) later(() => deliver(copy));
+    return { ok: true };
+  }
+
+  async read(sessionId: string, afterSeq: number, limit: number): Promise<ReadResult> {
+    const log = this.store.logs.get(sessionId);
+    const last = log?.lastSeq ?? 0;
+    const firstSeq = log?.events[0]?.seq ?? last + 1;
+    if (afterSeq < 0) afterSeq = firstSeq - 1;
+    if (afterSeq > last || afterSeq < firstSeq - 1) return { ok: false, reason: "trimmed" };
+    const events = log?.events ?? [];
+    // Not index arithmetic: a forced append after a gap leaves holes in the seq range.
+    let start = events.findIndex((e) => e.seq > afterSeq);
+    if (start < 0) start = events.length;
+    return { ok: true, events: events.slice(start, start + limit).map((e) => ({ ...e })) };
+  }
+
+  async lastSeq(sessionId: string): Promise<number> {
+    return this.store.logs.get(sessionId)?.lastSeq ?? 0;
+  }
+
+  async subscribe(sessionId: string, onEvents: (events: StoredEvent[]) => void): Promise<() => Promise<void>> {
+    let set = this.store.subscribers.get(sessionId);
+    if (!set) {
+      set = new Set();
+      this.store.subscribers.set(sessionId, set);
+    }
+    set.add(onEvents);
+    return async () => {
+      set.delete(onEvents);
+      if (set.size === 0) this.store.subscribers.delete(sessionId);
+    };
+  }
+
+  request(nodeId: string, request: NodeRequest, timeoutMs: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new BrokerTimeout(`request ${request.kind} to ${nodeId}`)), timeoutMs);
+      later(() => {
+        const handler = this.store.nodes.get(nodeId);
+        if (!handler) return; // like a dead node: nobody answers, the timeout fires
+        handler(JSON.parse(JSON.stringify(request))).then(
+          (reply) => later(() => {
+            clearTimeout(timer);
+            resolve(reply === undefined ? undefined : JSON.parse(JSON.stringify(reply)));
+          }),
+          (err) => {
+            clearTimeout(timer);
+            reject(err);
+          },
+        );
+      });
+    });
+  }
+
+  onRequest(handler: (request: NodeRequest) => Promise<unknown>): void {
+    this.store.nodes.set(this.nodeId, handler);
+  }
+
+  async close(): Promise<void> {
+    this.store.nodes.delete(this.nodeId);
+  }
+}

@@ -1,0 +1,304 @@
+// Ownership across nodes: leases, replicas that follow another node's log, forwarding, takeover.
+import { type ClientMessage, CloseCode, ErrorCode } from "../../protocol/index.js";
+import { type Broker, BrokerTimeout, type NodeRequest, type StoredEvent } from "../broker/broker.js";
+import type { EngineContext } from "./context.js";
+import { LogPersister } from "./persister.js";
+import { Session, type SessionState, type SubmitOutcome } from "./session.js";
+
+export interface ClusterOptions {
+  /** Lease time to live; an owner that stops renewing loses its sessions after this (ms). @default 5000 */
+  leaseTtlMs: number;
+  /** How long a forwarded message waits for the owner's answer (ms). @default 3000 */
+  forwardTimeoutMs: number;
+  /** Token deltas wait at most this long to share a broker round trip (ms). @default 2 */
+  batchMs: number;
+}
+
+export const defaultClusterOptions: ClusterOptions = { leaseTtlMs: 5000, forwardTimeoutMs: 3000, batchMs: 2 };
+
+const READ_BATCH = 1000;
+
+interface Replica {
+  holder: string;
+  unsubscribe: (() => Promise<void>) | null;
+  /** Live events wait here while the log is being filled from the broker. */
+  queue: StoredEvent[];
+  filling: boolean;
+}
+
+export class Cluster {
+  private readonly persisters = new Map<string, LogPersister>();
+  private readonly replicas = new Map<string, Replica>();
+  private readonly opening = new Map<string, Promise<Session | null>>();
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly ctx: EngineContext,
+    private readonly sessions: Map<string, Session>,
+    private readonly options: ClusterOptions,
+    /** Deletes a session this node owns (a delete forwarded from another node). */
+    private readonly deleteLocal: (sessionId: string) => void,
+  ) {
+    broker.onRequest((request) => this.serve(request));
+    const renew = setInterval(() => void this.renew(), Math.max(100, options.leaseTtlMs / 3));
+    const watch = setInterval(() => void this.watch(), Math.max(100, Math.min(1000, options.leaseTtlMs / 2)));
+    for (const t of [renew, watch]) t.unref();
+    this.timers.push(renew, watch);
+  }
+
+  get nodeId(): string {
+    return this.broker.nodeId;
+  }
+
+  private get metaTtlMs(): number {
+    return this.ctx.limits.sessionIdleMs + 3_600_000;
+  }
+
+  /** A session created here: store it, take its lease, persist its log from now on. */
+  async adopt(session: Session): Promise<void> {
+    await this.broker.saveSession(this.record(session), this.metaTtlMs);
+    await this.broker.acquireLease(session.id, this.options.leaseTtlMs);
+    this.own(session, 0);
+  }
+
+  /** Finds a session another node created: takes it over if nobody owns it, else follows its owner. */
+  open(sessionId: string): Promise<Session | null> {
+    const existing = this.sessions.get(sessionId);
+    if (existing) return Promise.resolve(existing);
+    let pending = this.opening.get(sessionId);
+    if (!pending) {
+      pending = this.load(sessionId).finally(() => this.opening.delete(sessionId));
+      this.opening.set(sessionId, pending);
+    }
+    return pending;
+  }
+
+  private async load(sessionId: string): Promise<Session | null> {
+    const record = await this.broker.loadSession(sessionId);
+    if (!record) return null;
+    const session = new Session(sessionId, record.token, this.ctx);
+    session.role = "replica";
+    await this.fill(session, -1);
+    this.sessions.set(sessionId, session);
+    const holder = await this.broker.leaseHolder(sessionId);
+    if (holder && holder !== this.nodeId) await this.follow(session, holder);
+    else await this.takeOver(session);
+    return session;
+  }
+
+  /** Ends this node's part in a session (deleted or expired). */
+  forget(session: Session, deleteStored: boolean): void {
+    this.persisters.get(session.id)?.stop();
+    this.persisters.delete(session.id);
+    void this.replicas.get(session.id)?.unsubscribe?.();
+    this.replicas.delete(session.id);
+    const work = deleteStored ? this.broker.deleteSession(session.id) : this.broker.releaseLease(session.id);
+    work.catch((err: Error) => this.ctx.logger.warn({ sessionId: session.id, err: err.message }, "could not clean up stored session"));
+  }
+
+  /** Asks the owner node of a replica for something (snapshot, turn record, delete). */
+  async ask(session: Session, kind: string, body: unknown): Promise<unknown> {
+    const holder = this.replicas.get(session.id)?.holder;
+    if (!holder) throw new Error("not a replica");
+    return this.broker.request(holder, { kind, sessionId: session.id, body }, this.options.forwardTimeoutMs);
+  }
+
+  /** Stops all broker traffic of this node: nothing more is renewed, persisted or saved. */
+  close(): void {
+    for (const t of this.timers) clearInterval(t);
+    for (const session of this.sessions.values()) session.hooks = null;
+    for (const p of this.persisters.values()) p.stop();
+    for (const r of this.replicas.values()) void r.unsubscribe?.();
+  }
+
+  private record(session: Session) {
+    return { sessionId: session.id, token: session.token, createdAt: Date.now(), state: JSON.stringify(session.state()) };
+  }
+
+  private own(session: Session, persistedSeq: number): void {
+    const persister = new LogPersister(session, this.broker, {
+      batchMs: this.options.batchMs,
+      limits: { maxEvents: this.ctx.limits.logMaxEvents, ttlMs: this.metaTtlMs },
+      logger: this.ctx.logger,
+      onNotOwner: (s) => void this.reclaim(s),
+    }, persistedSeq);
+    this.persisters.set(session.id, persister);
+    let saving = false;
+    let again = false;
+    const save = async (): Promise<void> => {
+      if (saving) {
+        again = true;
+        return;
+      }
+      saving = true;
+      try {
+        await this.broker.saveSession(this.record(session), this.metaTtlMs);
+      } catch (err) {
+        this.ctx.logger.debug({ sessionId: session.id, err: (err as Error).message }, "session state not saved");
+      } finally {
+        saving = false;
+        if (again) {
+          again = false;
+          void save();
+        }
+      }
+    };
+    session.hooks = { logged: (entry) => persister.logged(entry), changed: () => void save() };
+  }
+
+  private async takeOver(session: Session): Promise<void> {
+    const holder = await this.broker.acquireLease(session.id, this.options.leaseTtlMs);
+    if (holder !== this.nodeId) return this.follow(session, holder);
+    const replica = this.replicas.get(session.id);
+    this.replicas.delete(session.id);
+    await replica?.unsubscribe?.();
+    await this.fill(session, session.log.lastSeq);
+    const record = await this.broker.loadSession(session.id);
+    const state = record ? (JSON.parse(record.state) as SessionState) : null;
+    const stored = session.log.lastSeq;
+    this.own(session, stored);
+    session.promote(state);
+    this.ctx.logger.info({ sessionId: session.id, node: this.nodeId }, "session taken over");
+  }
+
+  private async follow(session: Session, holder: string): Promise<void> {
+    const existing = this.replicas.get(session.id);
+    if (existing) {
+      existing.holder = holder;
+      return;
+    }
+    const replica: Replica = { holder, unsubscribe: null, queue: [], filling: true };
+    this.replicas.set(session.id, replica);
+    session.role = "replica";
+    session.ownerLink = { submit: (message) => this.forward(session, message) };
+    replica.unsubscribe = await this.broker.subscribe(session.id, (events) => {
+      replica.queue.push(...events);
+      if (!replica.filling) void this.drain(session, replica);
+    });
+    // Subscribed first, then read: anything published in between is in the queue and deduplicated.
+    await this.fill(session, session.log.lastSeq);
+    replica.filling = false;
+    await this.drain(session, replica);
+  }
+
+  /** Reads the stored log after `afterSeq` (-1: from its start) into the session's local log. */
+  private async fill(session: Session, afterSeq: number): Promise<void> {
+    let after = afterSeq;
+    for (;;) {
+      const result = await this.broker.read(session.id, after, READ_BATCH);
+      if (!result.ok) return;
+      for (const e of result.events) session.ingest(e.seq, e.frame);
+      if (result.events.length < READ_BATCH) return;
+      after = (result.events[result.events.length - 1] as StoredEvent).seq;
+    }
+  }
+
+  /** Applies queued live events in order; a gap is filled from the stored log first. */
+  private async drain(session: Session, replica: Replica): Promise<void> {
+    if (replica.filling) return;
+    while (replica.queue.length > 0) {
+      const next = replica.queue[0] as StoredEvent;
+      const expected = session.ingest(next.seq, next.frame);
+      if (expected === null) {
+        replica.queue.shift();
+        continue;
+      }
+      replica.filling = true;
+      await this.fill(session, expected - 1).catch(() => {});
+      replica.filling = false;
+      if (session.log.lastSeq + 1 < next.seq) {
+        // The gap is gone from the stored log too: clients must resume and learn recovered: false.
+        session.log.reset(next.seq - 1);
+        for (const a of [...session.attachments]) a.close(CloseCode.Replaced, "log_gap");
+      }
+    }
+  }
+
+  private async forward(session: Session, message: ClientMessage, attempt = 0): Promise<SubmitOutcome> {
+    const replica = this.replicas.get(session.id);
+    if (session.role === "owner" || !replica) return session.submit(message);
+    try {
+      const reply = (await this.broker.request(replica.holder, { kind: "submit", sessionId: session.id, body: message }, this.options.forwardTimeoutMs)) as SubmitOutcome | { notOwner: true };
+      if (!("notOwner" in reply)) return reply;
+    } catch (err) {
+      if (!(err instanceof BrokerTimeout) || attempt > 0) return unavailable(err as Error);
+    }
+    if (attempt > 0) return unavailable(new Error("owner moved twice"));
+    const holder = await this.broker.leaseHolder(session.id).catch(() => undefined);
+    if (holder === undefined) return unavailable(new Error("broker unavailable"));
+    if (!holder || holder === this.nodeId) await this.takeOver(session);
+    else replica.holder = holder;
+    return this.forward(session, message, attempt + 1);
+  }
+
+  private async serve(request: NodeRequest): Promise<unknown> {
+    const session = this.sessions.get(request.sessionId);
+    if (!session || session.role !== "owner") return { notOwner: true };
+    switch (request.kind) {
+      case "submit":
+        return session.submit(request.body as ClientMessage);
+      case "snapshot":
+        return session.snapshot();
+      case "turn":
+        return session.turn(String(request.body)) ?? null;
+      case "delete":
+        this.deleteLocal(session.id);
+        return { ok: true };
+      default:
+        throw new Error(`unknown request ${request.kind}`);
+    }
+  }
+
+  /** Extends our leases; a lease we lost is taken back if free (Redis restarted), else we follow the new owner. */
+  private async renew(): Promise<void> {
+    const owned = [...this.persisters.keys()];
+    if (owned.length === 0) return;
+    let lost: string[];
+    try {
+      lost = await this.broker.renewLeases(owned, this.options.leaseTtlMs);
+    } catch {
+      return; // broker down: keep serving local sessions, try again next round
+    }
+    for (const id of lost) {
+      const session = this.sessions.get(id);
+      if (session) await this.reclaim(session).catch(() => {});
+    }
+  }
+
+  private async reclaim(session: Session): Promise<void> {
+    const holder = await this.broker.acquireLease(session.id, this.options.leaseTtlMs);
+    const persister = this.persisters.get(session.id);
+    if (holder === this.nodeId) {
+      await this.broker.saveSession(this.record(session), this.metaTtlMs);
+      persister?.resync(await this.broker.lastSeq(session.id));
+      return;
+    }
+    persister?.stop();
+    this.persisters.delete(session.id);
+    this.ctx.logger.warn({ sessionId: session.id, holder }, "lease lost to another node");
+    session.demote({ submit: (message) => this.forward(session, message) });
+    await this.follow(session, holder);
+  }
+
+  /** Replicas whose owner's lease lapsed are taken over; replicas nobody watches are dropped. */
+  private async watch(): Promise<void> {
+    for (const [id, replica] of [...this.replicas]) {
+      const session = this.sessions.get(id);
+      if (!session) continue;
+      if (session.attachments.size === 0 && !replica.filling) {
+        this.replicas.delete(id);
+        this.sessions.delete(id);
+        void replica.unsubscribe?.();
+        continue;
+      }
+      const holder = await this.broker.leaseHolder(id).catch(() => undefined);
+      if (holder === null) await this.takeOver(session).catch(() => {});
+      else if (holder && holder !== replica.holder) replica.holder = holder;
+    }
+  }
+}
+
+function unavailable(err: Error): SubmitOutcome {
+  return { ok: false, error: { code: ErrorCode.OwnerUnavailable, message: `the session's owner did not answer: ${err.message}`, retryable: true, retryAfterMs: 1000, status: 503 } };
+}

@@ -1,0 +1,115 @@
+// Copies an owned session's log to the broker in order, batching deltas, surviving broker outages.
+import type { Broker, LogLimits, StoredEvent } from "../broker/broker.js";
+import type { LogEntry } from "./event-log.js";
+import type { Logger } from "./logger.js";
+import type { Session } from "./session.js";
+
+export interface PersisterOptions {
+  /** How long a token delta may wait to share a round trip with later ones (ms). */
+  batchMs: number;
+  limits: LogLimits;
+  logger: Logger;
+  /** The broker says another node holds the lease. */
+  onNotOwner(session: Session): void;
+}
+
+const MAX_BATCH = 512;
+
+export class LogPersister {
+  private persisted: number;
+  private inflight = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | null = null;
+  private retryMs = 0;
+  private lastTokenTurn: string | null = null;
+  /** Set when the local log lost entries the broker never got: the next append skips ahead. */
+  private force = false;
+
+  constructor(
+    private readonly session: Session,
+    private readonly broker: Broker,
+    private readonly options: PersisterOptions,
+    persistedSeq: number,
+  ) {
+    this.persisted = persistedSeq;
+  }
+
+  get persistedSeq(): number {
+    return this.persisted;
+  }
+
+  /** A new local event. The first token of a turn and every non-token event go out at once. */
+  logged(entry: LogEntry): void {
+    const event = entry.event;
+    const urgent = event.type !== "token" || event.turn !== this.lastTokenTurn;
+    if (event.type === "token") this.lastTokenTurn = event.turn;
+    if (urgent || this.options.batchMs === 0) this.schedule(0);
+    else if (!this.timer) this.schedule(this.options.batchMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** After a broker outage or a regained lease: find where the broker is and resend from there. */
+  resync(storedLastSeq: number): void {
+    this.stopped = false;
+    this.persisted = Math.min(this.persisted, storedLastSeq);
+    this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    if (delayMs === 0) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      queueMicrotask(() => this.flush());
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flush();
+    }, delayMs);
+  }
+
+  private flush(): void {
+    if (this.inflight || this.stopped) return;
+    const log = this.session.log;
+    let batch = log.after(this.persisted, MAX_BATCH);
+    if (!batch.recovered && this.persisted < log.lastSeq) {
+      // The local log dropped events the broker never got (a long outage): skip ahead, flagged.
+      batch = log.after(log.firstSeq - 1, MAX_BATCH);
+      this.force = true;
+    }
+    if (!batch.recovered || batch.entries.length === 0) return;
+    const events: StoredEvent[] = batch.entries.map((e) => ({ seq: e.seq, frame: e.frame }));
+    const last = (events[events.length - 1] as StoredEvent).seq;
+    this.inflight = true;
+    this.broker.append(this.session.id, events, this.options.limits, this.force).then(
+      (result) => {
+        this.inflight = false;
+        this.retryMs = 0;
+        if (result.ok) {
+          this.persisted = last;
+          this.force = false;
+          // Natural batching: whatever arrived while this round trip ran goes in the next one.
+          if (log.lastSeq > this.persisted) this.flush();
+        } else if (result.reason === "not_owner") {
+          this.stop();
+          this.options.onNotOwner(this.session);
+        } else {
+          this.persisted = result.lastSeq;
+          this.flush();
+        }
+      },
+      (err: Error) => {
+        this.inflight = false;
+        this.retryMs = Math.min(Math.max(this.retryMs * 2, 100), 5000);
+        this.options.logger.debug({ sessionId: this.session.id, err: err.message, retryMs: this.retryMs }, "log append failed; retrying");
+        this.schedule(this.retryMs);
+      },
+    );
+  }
+}

@@ -1,0 +1,97 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { ServerMessage } from "../../protocol/index.js";
+import { MemoryBroker, MemoryStore } from "../../src/broker/broker-memory.js";
+import { Engine, type Session } from "../../src/engine/index.js";
+import { GateAgent, RecordingDemoAgent } from "../helpers/agents.js";
+import { FakeSink } from "../helpers/fake-sink.js";
+
+const engines: Engine[] = [];
+afterEach(() => {
+  for (const e of engines.splice(0)) e.close();
+});
+
+function node(store: MemoryStore, name: string, agent = new RecordingDemoAgent({ tokensPerSecond: 0, replyWords: 8 })) {
+  const engine = new Engine({ agent, broker: new MemoryBroker(store, name), cluster: { leaseTtlMs: 300, forwardTimeoutMs: 500, batchMs: 1 } });
+  engines.push(engine);
+  return engine;
+}
+
+const seqs = (ms: ServerMessage[]) => ms.flatMap((m) => ("seq" in m && m.seq !== undefined ? [m.seq] : []));
+const ended = (ms: ServerMessage[], n = 1) => ms.filter((m) => m.type === "turn_end").length >= n;
+
+describe("engines sharing a broker", () => {
+  it("a client on node B drives a session owned by node A and sees A's exact sequence", async () => {
+    const store = new MemoryStore();
+    const a = node(store, "A");
+    const b = node(store, "B");
+    const created = await a.createSession();
+    if (!created) throw new Error("no session");
+    const onA = new FakeSink();
+    a.attach(a.get(created.sessionId) as Session, onA, undefined);
+    const auth = await b.authorizeAny(created.sessionId, created.token);
+    expect(auth.ok).toBe(true);
+    const replica = b.get(created.sessionId) as Session;
+    expect(replica.role).toBe("replica");
+    expect((await b.authorizeAny(created.sessionId, "wrong")).ok).toBe(false);
+    const onB = new FakeSink();
+    const attachment = b.attach(replica, onB, undefined);
+    attachment.receive({ type: "input", id: "q", text: "6 * 7", final: true, interrupt: false });
+    await onA.until((ms) => ended(ms));
+    const fromB = await onB.until((ms) => ended(ms));
+    const logged = (ms: ServerMessage[]) => ms.filter((m) => "seq" in m && m.seq !== undefined);
+    expect(logged(fromB)).toEqual(logged(onA.messages));
+    expect(seqs(fromB)).toEqual(Array.from({ length: seqs(fromB).length }, (_, i) => i + 1));
+    expect(fromB.find((m) => m.type === "ack")).toEqual({ type: "ack", id: "q", turn: "t1" });
+    const snapshot = await b.snapshot(replica);
+    expect(snapshot.turns[0]).toMatchObject({ id: "t1", status: "completed" });
+  });
+
+  it("resumes on another node from any position with exact events", async () => {
+    const store = new MemoryStore();
+    const a = node(store, "A");
+    const b = node(store, "B");
+    const created = await a.createSession();
+    if (!created) throw new Error("no session");
+    const onA = new FakeSink();
+    const attachment = a.attach(a.get(created.sessionId) as Session, onA, undefined);
+    attachment.receive({ type: "input", text: "1 + 1", final: true, interrupt: false });
+    const all = (await onA.until((ms) => ended(ms))).filter((m) => "seq" in m && m.seq !== undefined);
+    await b.authorizeAny(created.sessionId, created.token);
+    for (const k of [0, 1, 5, all.length - 1]) {
+      const onB = new FakeSink();
+      b.attach(b.get(created.sessionId) as Session, onB, k);
+      const got = await onB.until((ms) => ms.filter((m) => m.type !== "session").length === all.length - k);
+      expect(got[0]).toMatchObject({ type: "session", resumed: true, recovered: true });
+      expect(got.slice(1)).toEqual(all.slice(k));
+    }
+  });
+
+  it("when the owner dies mid-turn, a node with a client takes over and ends the turn owner_lost", async () => {
+    const store = new MemoryStore();
+    const gate = new GateAgent();
+    const a = node(store, "A", gate as never);
+    const b = node(store, "B");
+    const created = await a.createSession();
+    if (!created) throw new Error("no session");
+    await b.authorizeAny(created.sessionId, created.token);
+    const onB = new FakeSink();
+    const attachment = b.attach(b.get(created.sessionId) as Session, onB, undefined);
+    attachment.receive({ type: "input", text: "hello", final: true, interrupt: false });
+    await onB.until((ms) => ms.some((m) => m.type === "token"));
+    a.close(); // stops renewing and persisting, as a killed process would
+    const ms = await onB.until((m) => ended(m), 5000);
+    const tail = ms.filter((m) => "seq" in m && m.seq !== undefined).slice(-3);
+    expect(tail).toEqual([
+      { type: "error", seq: 3, turn: "t1", code: "owner_lost", message: expect.any(String), retryable: true },
+      { type: "usage", seq: 4, turn: "t1", inputTokens: 0, outputTokens: 0, partial: true },
+      { type: "turn_end", seq: 5, turn: "t1", status: "failed", reason: "owner_lost" },
+    ]);
+    const session = b.get(created.sessionId) as Session;
+    expect(session.role).toBe("owner");
+    expect(session.history.map((h) => h.role)).toEqual(["user", "assistant"]);
+    attachment.receive({ type: "input", text: "2 + 2", final: true, interrupt: false });
+    const next = await onB.until((m) => ended(m, 2));
+    expect(next.filter((m) => m.type === "turn_start").map((m) => (m as { turn: string }).turn)).toEqual(["t1", "t2"]);
+    expect(seqs(next)).toEqual(Array.from({ length: seqs(next).length }, (_, i) => i + 1));
+  });
+});
