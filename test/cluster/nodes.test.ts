@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServerMessage } from "../../protocol/index.js";
 import { planDemo } from "../../src/agents/demo.js";
 import { type NodeProc, eventually, startNode } from "../helpers/node-proc.js";
-import { type RedisProc, requireRedisOrSkip, startRedis } from "../helpers/redis.js";
+import { requireRedisOrSkip, startRedis } from "../helpers/redis.js";
+import { startRedisCluster } from "../helpers/redis-cluster.js";
 import { TestClient, logged, turnText } from "../helpers/ws-client.js";
 
 const run = requireRedisOrSkip();
@@ -26,15 +27,35 @@ async function post(node: NodeProc, s: { sessionId: string; token: string }, bod
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-function nodeEnv(redis: RedisProc, prefix: string, extra: Record<string, string | number> = {}) {
-  return { REDIS_URL: redis.url, AGENTWIRE_REDIS_PREFIX: prefix, AGENTWIRE_LEASE_TTL_MS: LEASE_MS, AGENTWIRE_DEMO_TOKENS_PER_SEC: 0, ...extra };
+interface Backend {
+  /** Env that points a node at this Redis. */
+  env: Record<string, string>;
+  stop(): Promise<void>;
 }
 
-describe.runIf(run)("several nodes over one Redis", () => {
-  let redis: RedisProc;
+const backends: [string, () => Promise<Backend>][] = [
+  ["one Redis", async () => {
+    const redis = await startRedis();
+    return { env: { REDIS_URL: redis.url }, stop: () => redis.stop() };
+  }],
+  ["a three-master Redis Cluster", async () => {
+    const cluster = await startRedisCluster();
+    return { env: { AGENTWIRE_REDIS_CLUSTER_NODES: cluster.nodes.map((n) => `${n.host}:${n.port}`).join(",") }, stop: () => cluster.stop() };
+  }],
+];
+
+describe.runIf(run).each(backends)("several nodes over %s", (_name, startBackend) => {
+  let redis: Backend;
   let nodes: NodeProc[] = [];
+  const nodeEnv = (backend: Backend, prefix: string, extra: Record<string, string | number> = {}) => ({
+    ...backend.env,
+    AGENTWIRE_REDIS_PREFIX: prefix,
+    AGENTWIRE_LEASE_TTL_MS: LEASE_MS,
+    AGENTWIRE_DEMO_TOKENS_PER_SEC: 0,
+    ...extra,
+  });
   beforeAll(async () => {
-    redis = await startRedis();
+    redis = await startBackend();
     const prefix = `n${++prefixCount}:`;
     nodes = await Promise.all(["A", "B", "C"].map((n) => startNode(n, nodeEnv(redis, prefix, { AGENTWIRE_DEMO_TOKENS_PER_SEC: 400, AGENTWIRE_DEMO_REPLY_WORDS: 30 }))));
     await Promise.all(nodes.map((n) => eventually(`${n.name} ready`, async () => (await fetch(`${n.base}/readyz`)).status === 200)));
