@@ -16,6 +16,8 @@ interface StoredLog {
   events: StoredEvent[];
   lastSeq: number;
   expiresAt: number;
+  /** The limit of the last append; reads ignore what is held beyond it. */
+  maxEvents: number;
 }
 
 /** The shared state that Redis holds in a cluster. */
@@ -99,30 +101,37 @@ export class MemoryBroker implements Broker {
     const now = this.store.now();
     let log = this.store.logs.get(sessionId);
     if (!log || log.expiresAt < now) {
-      log = { events: [], lastSeq: log?.lastSeq ?? 0, expiresAt: 0 };
+      log = { events: [], lastSeq: log?.lastSeq ?? 0, expiresAt: 0, maxEvents: limits.maxEvents };
       this.store.logs.set(sessionId, log);
     }
     const first = events[0];
     if (!first) return { ok: true };
     if (first.seq !== log.lastSeq + 1 && !(force && first.seq > log.lastSeq)) return { ok: false, reason: "seq_mismatch", lastSeq: log.lastSeq };
-    log.events.push(...events.map((e) => ({ ...e })));
+    // Stored events are never mutated, so sharing them with subscribers is as safe as copying.
+    for (const e of events) log.events.push(e);
     log.lastSeq = (events[events.length - 1] as StoredEvent).seq;
-    if (log.events.length > limits.maxEvents) log.events.splice(0, log.events.length - limits.maxEvents);
+    // Trim in chunks: cutting the head on every append would cost O(maxEvents) per token.
+    if (log.events.length > limits.maxEvents * 1.5 + 64) log.events = log.events.slice(log.events.length - limits.maxEvents);
     log.expiresAt = now + limits.ttlMs;
-    const copy = events.map((e) => ({ ...e }));
-    for (const deliver of this.store.subscribers.get(sessionId) ?? []) later(() => deliver(copy));
+    log.maxEvents = limits.maxEvents;
+    const subscribers = this.store.subscribers.get(sessionId);
+    if (subscribers) {
+      const batch = events.slice();
+      for (const deliver of subscribers) later(() => deliver(batch));
+    }
     return { ok: true };
   }
 
   async read(sessionId: string, afterSeq: number, limit: number): Promise<ReadResult> {
     const log = this.store.logs.get(sessionId);
     const last = log?.lastSeq ?? 0;
-    const firstSeq = log?.events[0]?.seq ?? last + 1;
+    const held = log ? Math.max(0, log.events.length - log.maxEvents) : 0;
+    const firstSeq = log?.events[held]?.seq ?? last + 1;
     if (afterSeq < 0) afterSeq = firstSeq - 1;
     if (afterSeq > last || afterSeq < firstSeq - 1) return { ok: false, reason: "trimmed" };
     const events = log?.events ?? [];
     // Not index arithmetic: a forced append after a gap leaves holes in the seq range.
-    let start = events.findIndex((e) => e.seq > afterSeq);
+    let start = events.findIndex((e, i) => i >= held && e.seq > afterSeq);
     if (start < 0) start = events.length;
     return { ok: true, events: events.slice(start, start + limit).map((e) => ({ ...e })) };
   }

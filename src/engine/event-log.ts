@@ -46,10 +46,19 @@ export class EventLog {
   append(input: LoggedEventInput): LogEntry {
     const seq = this.last + 1;
     this.last = seq;
-    // Key order puts `type` and `seq` first in every frame, which keeps the wire readable.
-    const { type, ...rest } = input;
-    const event = { type, seq, ...rest } as LoggedEvent;
-    const entry: LogEntry = { seq, at: this.now(), event, frame: JSON.stringify(event) };
+    let event: LoggedEvent;
+    let frame: string;
+    if (input.type === "token" && input.from === undefined) {
+      // The hot path: one frame per token, built without a generic serializer pass.
+      event = { type: "token", seq, turn: input.turn, text: input.text };
+      frame = `{"type":"token","seq":${seq},"turn":${JSON.stringify(input.turn)},"text":${JSON.stringify(input.text)}}`;
+    } else {
+      // Key order puts `type` and `seq` first in every frame, which keeps the wire readable.
+      const { type, ...rest } = input;
+      event = { type, seq, ...rest } as LoggedEvent;
+      frame = JSON.stringify(event);
+    }
+    const entry: LogEntry = { seq, at: this.now(), event, frame };
     this.entries.push(entry);
     this.trim();
     return entry;

@@ -11,7 +11,7 @@ export interface SseSinkOptions {
   onEnd(): void;
 }
 
-export const HEARTBEAT = ": heartbeat\n\n";
+const HEARTBEAT = ": heartbeat\n\n";
 
 /**
  * Written when uWS reports the socket writable again. Once an onWritable handler is registered, uWS
@@ -59,10 +59,6 @@ export class SseSink implements Sink {
       for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
     });
     this.push(`: agentwire event stream\nretry: ${retryMs}\n\n`);
-  }
-
-  get isEnded(): boolean {
-    return this.ended;
   }
 
   /** Links the engine's attachment, so a close from either side detaches it. */

@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { type AddressInfo, createServer } from "node:net";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -56,14 +56,14 @@ function whyRedisMissing(): string | null {
   if (missingReason !== undefined) return missingReason;
   missingReason = null;
   for (const bin of ["redis-server", "redis-cli"]) {
-    const probe = spawnSync(bin, ["--version"], { encoding: "utf8" });
-    if (probe.error || probe.status !== 0) {
+    const version = spawnSync(bin, ["--version"], { encoding: "utf8" });
+    if (version.error || version.status !== 0) {
       missingReason = `${bin} not found on PATH`;
       break;
     }
-    const major = Number(/(\d+)\.\d+\.\d+/.exec(probe.stdout)?.[1] ?? 0);
+    const major = Number(/(\d+)\.\d+\.\d+/.exec(version.stdout)?.[1] ?? 0);
     if (major < 7) {
-      missingReason = `${bin} is older than 7.0 (${probe.stdout.trim()})`;
+      missingReason = `${bin} is older than 7.0 (${version.stdout.trim()})`;
       break;
     }
   }
@@ -117,30 +117,44 @@ export async function pollUntil(what: string, check: () => Promise<boolean>, tim
   }
 }
 
-/** One command on a throwaway connection; null while nothing answers, so it suits readiness polls. */
-export async function probe(port: number, command: string, ...args: string[]): Promise<unknown> {
-  const redis = new Redis({
-    host: REDIS_HOST,
-    port,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    enableReadyCheck: false,
-    // Bounded so a port held by something that accepts but never speaks RESP cannot stall a poll.
-    connectTimeout: PROBE_TIMEOUT_MS,
-    commandTimeout: PROBE_TIMEOUT_MS,
+/** The first RESP reply in buf: undefined while incomplete, null for an error reply or anything unexpected. */
+function parseReply(buf: Buffer): string | number | null | undefined {
+  const eol = buf.indexOf("\r\n");
+  if (eol < 0) return undefined;
+  const head = buf.toString("utf8", 1, eol);
+  if (buf[0] === 0x2b) return head; // +simple string
+  if (buf[0] === 0x3a) return Number(head); // :integer
+  if (buf[0] !== 0x24) return null; // -error or a type no probe asks for
+  const len = Number(head); // $bulk string
+  if (len < 0) return null;
+  return buf.length >= eol + 2 + len + 2 ? buf.toString("utf8", eol + 2, eol + 2 + len) : undefined;
+}
+
+/**
+ * One command on a throwaway raw connection; null when nothing answers in time or the answer is an error.
+ * Raw rather than ioredis so a port held by something that accepts but never speaks RESP cannot stall a poll.
+ */
+export function probe(port: number, ...command: string[]): Promise<string | number | null> {
+  return new Promise((resolve) => {
+    const socket = connect(port, REDIS_HOST);
+    let buf = Buffer.alloc(0);
+    const finish = (reply: string | number | null) => {
+      socket.destroy();
+      resolve(reply);
+    };
+    socket.setTimeout(PROBE_TIMEOUT_MS, () => finish(null));
+    socket.on("error", () => finish(null));
+    socket.on("close", () => finish(null));
+    socket.on("connect", () => {
+      const args = command.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`);
+      socket.write(`*${command.length}\r\n${args.join("")}`);
+    });
+    socket.on("data", (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      const reply = parseReply(buf);
+      if (reply !== undefined) finish(reply);
+    });
   });
-  // Refused connections are the expected answer while a server boots; connect() rejects with them anyway.
-  redis.on("error", () => {});
-  try {
-    await redis.connect();
-    return await redis.call(command, ...args);
-  } catch {
-    return null;
-  } finally {
-    redis.disconnect();
-  }
 }
 
 // Process-wide on purpose: the fallback must reach children of every test in this worker.
@@ -299,7 +313,6 @@ class RedisServer implements RedisProc {
 
   async restart(): Promise<void> {
     await this.current?.end("SIGTERM");
-    this.current = undefined;
     this.current = await spawnReady(this.port, this.dir, this.args);
   }
 

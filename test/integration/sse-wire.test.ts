@@ -117,7 +117,7 @@ describe("SSE on the wire", () => {
     await eventually(() => session.attachments.size === 0, "the attachment to go");
   });
 
-  it("releases the attachment and the heartbeat when the client goes away", async () => {
+  it("releases the attachment and the stream gauge when the client goes away", async () => {
     const s = await server.createSession();
     const raw = await RawSseConnection.open(server.port, `/v1/sessions/${s.sessionId}/events?token=${s.token}`);
     await raw.waitUntil(() => raw.chunks.length >= 2, "welcome");
