@@ -7,6 +7,7 @@ import { AnthropicAgent } from "./agents/anthropic.js";
 import { DemoAgent } from "./agents/demo.js";
 import { OpenAIAgent } from "./agents/openai.js";
 import { type Agent, Engine, KeyedRateLimiter, type Logger, type ToolRegistry } from "./engine/index.js";
+import { corsPolicy } from "./transports/cors.js";
 import { registerHttpRoutes } from "./transports/http-routes.js";
 import { registerSseRoutes } from "./transports/sse-http.js";
 import { type ConnectionStats, registerWebSocketRoute } from "./transports/uws-websocket.js";
@@ -92,7 +93,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const app = uws.App();
   const stats: ConnectionStats = { websockets: 0, sseStreams: 0 };
   const connectLimiter = new KeyedRateLimiter(config.AGENTWIRE_CONNECT_RATE_PER_IP, config.AGENTWIRE_CONNECT_BURST_PER_IP);
+  const corsOrigins = config.AGENTWIRE_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean);
   registerHttpRoutes(app, engine, {
+    cors: corsPolicy(corsOrigins),
     isReady: () => broker.isReady(),
     metrics: () =>
       [
@@ -131,7 +134,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       retryMs: config.AGENTWIRE_SSE_RETRY_MS,
       maxPayloadBytes: config.AGENTWIRE_MAX_PAYLOAD_BYTES,
       maxConnections: config.AGENTWIRE_MAX_CONNECTIONS,
-      corsOrigins: config.AGENTWIRE_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean),
+      corsOrigins,
       connectLimiter,
       logger,
     },

@@ -2,6 +2,7 @@
 import { ErrorCode } from "../../protocol/index.js";
 import type { Engine } from "../engine/index.js";
 import type { CorsPolicy } from "./cors.js";
+import { authorizeRequest } from "./http-messages.js";
 import { extractToken, guard, readRequest, sendError, sendJson } from "./http-util.js";
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./uws.js";
 
@@ -48,33 +49,23 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
   });
   app.any("/v1/sessions", notAllowed);
 
-  app.get("/v1/sessions/:id", (res, req) => {
-    const state = { aborted: false };
+  app.get("/v1/sessions/:id", async (res, req) => {
     const info = readRequest(res, req);
+    const state = guard(res);
     const headers = cors(req);
-    const session = authorized(engine, req.getParameter(0) ?? "", extractToken(info), res, state, headers);
-    if (session) sendJson(res, state, 200, session.snapshot(), headers);
+    const session = await authorizeRequest(engine, req.getParameter(0) ?? "", extractToken(info), res, state, headers);
+    if (!session) return;
+    const snapshot = await engine.snapshot(session).catch(() => null);
+    if (snapshot) sendJson(res, state, 200, snapshot, headers);
+    else sendError(res, state, 503, { code: ErrorCode.OwnerUnavailable, message: "the session's owner did not answer", retryable: true, retryAfterMs: 1000 }, headers);
   });
-  app.del("/v1/sessions/:id", (res, req) => {
-    const state = { aborted: false };
+  app.del("/v1/sessions/:id", async (res, req) => {
     const info = readRequest(res, req);
+    const state = guard(res);
     const id = req.getParameter(0) ?? "";
     const headers = cors(req);
-    if (!authorized(engine, id, extractToken(info), res, state, headers)) return;
-    engine.deleteSession(id);
+    if (!(await authorizeRequest(engine, id, extractToken(info), res, state, headers))) return;
+    await engine.deleteSession(id);
     sendJson(res, state, 204, null, headers);
   });
-}
-
-/** Resolves the session for a request or answers 401/403/404 itself (with `headers`, e.g. CORS). */
-export function authorized(engine: Engine, sessionId: string, token: string | undefined, res: HttpResponse, state: { aborted: boolean }, headers: Record<string, string> = {}) {
-  if (!token) {
-    sendError(res, state, 401, { code: ErrorCode.Unauthorized, message: "a session token is required" }, headers);
-    return null;
-  }
-  const auth = engine.authorize(sessionId, token);
-  if (auth.ok) return auth.session;
-  if (auth.code === ErrorCode.SessionNotFound) sendError(res, state, 404, { code: auth.code, message: "no such session" }, headers);
-  else sendError(res, state, 403, { code: auth.code, message: "wrong token for this session" }, headers);
-  return null;
 }

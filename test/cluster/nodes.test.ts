@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServerMessage } from "../../protocol/index.js";
 import { planDemo } from "../../src/agents/demo.js";
 import { type NodeProc, eventually, startNode } from "../helpers/node-proc.js";
+import { SseClient } from "../helpers/sse-client.js";
 import { requireRedisOrSkip, startRedis } from "../helpers/redis.js";
 import { startRedisCluster } from "../helpers/redis-cluster.js";
 import { TestClient, logged, turnText } from "../helpers/ws-client.js";
@@ -65,23 +66,46 @@ describe.runIf(run).each(backends)("several nodes over %s", (_name, startBackend
     await redis?.stop();
   });
 
-  it("WS on A, input POSTed to B, WS on C: all see one identical sequence", async () => {
+  it("WS on A, input POSTed to B, SSE on C: all see one identical sequence", async () => {
     const [a, b, c] = nodes as [NodeProc, NodeProc, NodeProc];
     const s = await create(a);
     const onA = await TestClient.connect(TestClient.sessionUrl(a.wsBase, s, 0));
-    const onC = await TestClient.connect(TestClient.sessionUrl(c.wsBase, s, 0));
+    const onC = await SseClient.open(SseClient.url(c.base, s, "afterSeq=0"));
     await Promise.all([onA.next("session"), onC.next("session")]);
     const accepted = await post(b, s, { type: "input", text: "what is 5 * 8" });
     expect(accepted.status).toBe(202);
     const [endA, endC] = await Promise.all([onA.waitForTurnEnd(), onC.waitForTurnEnd()]);
     expect(endA).toEqual(endC);
     expect(logged(onC.messages)).toEqual(logged(onA.messages));
+    // SSE ids carry the same positions as the WebSocket's seq.
+    expect(onC.events.filter((e) => e.id !== undefined && e.event !== "session").map((e) => Number(e.id))).toEqual(logged(onA.messages).map((e) => e.seq));
     const events = logged(onA.messages);
     expect(events.map((e) => e.seq)).toEqual(Array.from({ length: events.length }, (_, i) => i + 1));
     const plan = planDemo("what is 5 * 8", 1, 30);
     expect(turnText(onC.messages, "t1")).toBe([...plan.intro, ...plan.reply('{"value":40}', false)].join(""));
     onA.close();
     onC.close();
+  });
+
+  it("SSE resume on another node with Last-Event-ID, and a snapshot from any node", async () => {
+    const [a, b, c] = nodes as [NodeProc, NodeProc, NodeProc];
+    const s = await create(b);
+    const first = await SseClient.open(SseClient.url(a.base, s, "afterSeq=0"));
+    await post(c, s, { type: "input", text: "9 - 3" });
+    await first.waitUntil(() => logged(first.messages).length >= 5, "5 events");
+    first.close();
+    const seen = logged(first.messages);
+    const lastId = String((seen.at(-1) as Logged).seq);
+    const second = await SseClient.open(SseClient.url(c.base, s), { "last-event-id": lastId });
+    await second.waitForTurnEnd();
+    const all = [...seen, ...logged(second.messages)];
+    expect(all.map((e) => e.seq)).toEqual(Array.from({ length: all.length }, (_, i) => i + 1));
+    second.close();
+    for (const node of [a, b, c]) {
+      const snap = (await (await fetch(`${node.base}/v1/sessions/${s.sessionId}`, { headers: { authorization: `Bearer ${s.token}` } })).json()) as { lastSeq: number; turns: { id: string; status: string }[] };
+      expect(snap.lastSeq, node.name).toBe((all.at(-1) as Logged).seq);
+      expect(snap.turns.map((t) => [t.id, t.status]), node.name).toEqual([["t1", "completed"]]);
+    }
   });
 
   it("resumes on a different node after a drop at every k-th event: exact text, no duplicates", async () => {
