@@ -130,7 +130,8 @@ export class DemoAgent implements Agent {
     if (last?.role !== "tool") {
       sink.progress("thinking", "reading the request", 0.1);
       for (const token of plan.intro) {
-        await pace.next();
+        const wait = pace.next();
+        if (wait) await wait;
         sink.text(token);
         sink.usage(inputTokens, ++outputTokens);
       }
@@ -138,7 +139,8 @@ export class DemoAgent implements Agent {
       sink.progress("tool", `calling ${plan.call.name}`, 0.4);
       sink.toolCallStart(callId, plan.call.name);
       for (const piece of plan.call.argsChunks) {
-        await pace.next();
+        const wait = pace.next();
+        if (wait) await wait;
         sink.toolCallDelta(callId, piece);
         sink.usage(inputTokens, ++outputTokens);
       }
@@ -146,7 +148,8 @@ export class DemoAgent implements Agent {
     }
     sink.progress("writing", "writing the answer", 0.7);
     for (const token of plan.reply(last.output, last.isError)) {
-      await pace.next();
+      const wait = pace.next();
+      if (wait) await wait;
       sink.text(token);
       sink.usage(inputTokens, ++outputTokens);
     }
@@ -171,11 +174,12 @@ class Pacer {
     private readonly signal: AbortSignal,
   ) {}
 
-  next(): Promise<void> {
+  /** A promise to await before the next unit, or undefined when it may go out at once (no microtask per token). */
+  next(): Promise<void> | undefined {
     if (this.signal.aborted) return Promise.reject(abortError(this.signal));
     if (this.delayMs === 0) {
       // Yield to I/O every few units so cancel and other sessions get a turn even at full speed.
-      if (++this.count % 32 !== 0) return Promise.resolve();
+      if (++this.count % 32 !== 0) return undefined;
       return new Promise((resolve) => setImmediate(resolve));
     }
     return new Promise((resolve, reject) => {

@@ -2,7 +2,7 @@
 import { type ClientMessage, CloseCode, ErrorCode } from "../../protocol/index.js";
 import { type Broker, BrokerTimeout, type NodeRequest, type StoredEvent } from "../broker/broker.js";
 import type { EngineContext } from "./context.js";
-import { LogPersister } from "./persister.js";
+import { LogPersister, type PersisterOptions, sessionRecord } from "./persister.js";
 import { Session, type SessionState, type SubmitOutcome } from "./session.js";
 
 export interface ClusterOptions {
@@ -31,6 +31,8 @@ export class Cluster {
   private readonly replicas = new Map<string, Replica>();
   private readonly opening = new Map<string, Promise<Session | null>>();
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Shared by every persister: per-session closures and option objects add up at 100k sessions. */
+  private readonly persisterOptions: PersisterOptions;
 
   constructor(
     private readonly broker: Broker,
@@ -40,6 +42,13 @@ export class Cluster {
     /** Deletes a session this node owns (a delete forwarded from another node). */
     private readonly deleteLocal: (sessionId: string) => void,
   ) {
+    this.persisterOptions = {
+      batchMs: options.batchMs,
+      limits: { maxEvents: ctx.limits.logMaxEvents, ttlMs: ctx.limits.sessionIdleMs + 3_600_000 },
+      metaTtlMs: ctx.limits.sessionIdleMs + 3_600_000,
+      logger: ctx.logger,
+      onNotOwner: (s) => void this.reclaim(s),
+    };
     broker.onRequest((request) => this.serve(request));
     const renew = setInterval(() => void this.renew(), Math.max(100, options.leaseTtlMs / 3));
     const watch = setInterval(() => void this.watch(), Math.max(100, Math.min(1000, options.leaseTtlMs / 2)));
@@ -113,38 +122,13 @@ export class Cluster {
   }
 
   private record(session: Session) {
-    return { sessionId: session.id, token: session.token, createdAt: Date.now(), state: JSON.stringify(session.state()) };
+    return sessionRecord(session);
   }
 
   private own(session: Session, persistedSeq: number): void {
-    const persister = new LogPersister(session, this.broker, {
-      batchMs: this.options.batchMs,
-      limits: { maxEvents: this.ctx.limits.logMaxEvents, ttlMs: this.metaTtlMs },
-      logger: this.ctx.logger,
-      onNotOwner: (s) => void this.reclaim(s),
-    }, persistedSeq);
+    const persister = new LogPersister(session, this.broker, this.persisterOptions, persistedSeq);
     this.persisters.set(session.id, persister);
-    let saving = false;
-    let again = false;
-    const save = async (): Promise<void> => {
-      if (saving) {
-        again = true;
-        return;
-      }
-      saving = true;
-      try {
-        await this.broker.saveSession(this.record(session), this.metaTtlMs);
-      } catch (err) {
-        this.ctx.logger.debug({ sessionId: session.id, err: (err as Error).message }, "session state not saved");
-      } finally {
-        saving = false;
-        if (again) {
-          again = false;
-          void save();
-        }
-      }
-    };
-    session.hooks = { logged: (entry) => persister.logged(entry), changed: () => void save() };
+    session.hooks = persister;
   }
 
   private async takeOver(session: Session): Promise<void> {

@@ -53,6 +53,9 @@ export const defaultLimits: EngineLimits = {
 
 export interface EngineContext {
   agent: Agent;
+  /** Built once from `limits` and shared by every session's log and outbox (memory per session). */
+  logLimits: { maxEvents: number; maxAgeMs: number };
+  outboxLimits: { softBytes: number; hardBytes: number };
   tools: ToolRegistry;
   limits: EngineLimits;
   defaultModel: string | undefined;

@@ -41,6 +41,8 @@ export class Engine {
     const limits = { ...defaultLimits, ...options.limits };
     this.ctx = {
       agent: options.agent,
+      logLimits: { maxEvents: limits.logMaxEvents, maxAgeMs: limits.logMaxAgeMs },
+      outboxLimits: { softBytes: limits.outboxSoftBytes, hardBytes: limits.outboxHardBytes },
       tools: options.tools ?? defaultTools(),
       limits,
       defaultModel: options.defaultModel,
@@ -133,8 +135,7 @@ export class Engine {
 
   /** Attaches a transport link: welcome, replay after `afterSeq` when given, then live. */
   attach(session: Session, sink: Sink, afterSeq: number | undefined): Attachment {
-    const { outboxSoftBytes, outboxHardBytes } = this.ctx.limits;
-    const attachment = new Attachment(session, sink, { softBytes: outboxSoftBytes, hardBytes: outboxHardBytes }, this.ctx.heartbeatMs);
+    const attachment = new Attachment(session, sink, this.ctx.outboxLimits, this.ctx.heartbeatMs);
     attachment.start(afterSeq);
     return attachment;
   }

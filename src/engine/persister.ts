@@ -1,13 +1,16 @@
-// Copies an owned session's log to the broker in order, batching deltas, surviving broker outages.
+// Keeps the broker's copy of an owned session current: its log in order (batching deltas, surviving
+// outages) and its state after each turn. It is the session's OwnerHooks.
 import type { Broker, LogLimits, StoredEvent } from "../broker/broker.js";
 import type { LogEntry } from "./event-log.js";
 import type { Logger } from "./logger.js";
-import type { Session } from "./session.js";
+import type { OwnerHooks, Session } from "./session.js";
 
 export interface PersisterOptions {
   /** How long a token delta may wait to share a round trip with later ones (ms). */
   batchMs: number;
   limits: LogLimits;
+  /** Time to live of the stored session record (ms). */
+  metaTtlMs: number;
   logger: Logger;
   /** The broker says another node holds the lease. */
   onNotOwner(session: Session): void;
@@ -15,7 +18,12 @@ export interface PersisterOptions {
 
 const MAX_BATCH = 512;
 
-export class LogPersister {
+/** The stored form of a session: what another node needs to authorize and take it over. */
+export function sessionRecord(session: Session) {
+  return { sessionId: session.id, token: session.token, createdAt: Date.now(), state: JSON.stringify(session.state()) };
+}
+
+export class LogPersister implements OwnerHooks {
   private persisted: number;
   private inflight = false;
   private stopped = false;
@@ -24,6 +32,8 @@ export class LogPersister {
   private lastTokenTurn: string | null = null;
   /** Set when the local log lost entries the broker never got: the next append skips ahead. */
   private force = false;
+  private saving = false;
+  private saveAgain = false;
 
   constructor(
     private readonly session: Session,
@@ -45,6 +55,31 @@ export class LogPersister {
     if (event.type === "token") this.lastTokenTurn = event.turn;
     if (urgent || this.options.batchMs === 0) this.schedule(0);
     else if (!this.timer) this.schedule(this.options.batchMs);
+  }
+
+  /** Configuration or history changed: store the session state; one save at a time, the latest wins. */
+  changed(): void {
+    if (this.stopped) return;
+    if (this.saving) {
+      this.saveAgain = true;
+      return;
+    }
+    this.saving = true;
+    this.broker.saveSession(sessionRecord(this.session), this.options.metaTtlMs).then(
+      () => this.savedState(),
+      (err: Error) => {
+        this.options.logger.debug({ sessionId: this.session.id, err: err.message }, "session state not saved");
+        this.savedState();
+      },
+    );
+  }
+
+  private savedState(): void {
+    this.saving = false;
+    if (this.saveAgain) {
+      this.saveAgain = false;
+      this.changed();
+    }
   }
 
   stop(): void {
@@ -84,7 +119,8 @@ export class LogPersister {
       this.force = true;
     }
     if (!batch.recovered || batch.entries.length === 0) return;
-    const events: StoredEvent[] = batch.entries.map((e) => ({ seq: e.seq, frame: e.frame }));
+    // A log entry already has the shape of a stored event (seq, frame): no copy per token.
+    const events: readonly StoredEvent[] = batch.entries;
     const last = (events[events.length - 1] as StoredEvent).seq;
     this.inflight = true;
     this.broker.append(this.session.id, events, this.options.limits, this.force).then(

@@ -76,7 +76,8 @@ export class Session {
   private model: string | undefined;
   private system: string | undefined;
   private clientTools: ToolDeclaration[] = [];
-  private readonly turns = new Map<string, TurnRecord>();
+  /** Recent turn records for polling; created with the first turn (most sessions idle cost nothing). */
+  private turns: Map<string, TurnRecord> | null = null;
   private turnCounter = 0;
   private readonly inputRate: TokenBucket;
   private ended = false;
@@ -95,7 +96,7 @@ export class Session {
     readonly token: string,
     private readonly ctx: EngineContext,
   ) {
-    this.log = new EventLog({ maxEvents: ctx.limits.logMaxEvents, maxAgeMs: ctx.limits.logMaxAgeMs }, ctx.now);
+    this.log = new EventLog(ctx.logLimits, ctx.now);
     this.inputRate = new TokenBucket(ctx.limits.inputRatePerSec, ctx.limits.inputBurst, ctx.now);
     this.lastActivity = ctx.now();
   }
@@ -150,10 +151,12 @@ export class Session {
     }
     let orphan: string | null = null;
     let orphanText = "";
+    let orphanInput = "";
     for (const { event } of this.log.after(this.log.firstSeq - 1).entries) {
       if (event.type === "turn_start") {
         orphan = event.turn;
         orphanText = "";
+        orphanInput = event.input;
         this.turnCounter = Math.max(this.turnCounter, Number(event.turn.slice(1)) || 0);
       } else if (event.type === "turn_end" && event.turn === orphan) orphan = null;
       else if (event.type === "token" && event.turn === orphan) orphanText += event.text;
@@ -162,6 +165,8 @@ export class Session {
     this.ownerLink = null;
     this.replicaTurn = null;
     if (orphan) {
+      // State is saved when turns end, so the lost turn's question is known from its turn_start only.
+      this.history.push({ role: "user", text: orphanInput });
       if (orphanText) this.history.push({ role: "assistant", text: orphanText });
       const message = "the node running this turn went away";
       this.emit({ type: "error", turn: orphan, code: ErrorCode.OwnerLost, message, retryable: true });
@@ -275,12 +280,12 @@ export class Session {
       log: (level, obj, msg) => this.ctx.logger[level]({ sessionId: this.id, ...obj }, msg),
     });
     this.activeTurn = turn;
-    this.turns.set(id, turn.record);
-    while (this.turns.size > this.ctx.limits.maxTurnsKept) this.turns.delete(this.turns.keys().next().value as string);
+    const turns = (this.turns ??= new Map());
+    turns.set(id, turn.record);
+    while (turns.size > this.ctx.limits.maxTurnsKept) turns.delete(turns.keys().next().value as string);
     this.ctx.turnStarted();
-    // In history before the state is saved, so a node taking over knows what was asked.
+    // Not saved here: a node taking over finds this input in the turn_start event of the log.
     this.history.push({ role: "user", text: input });
-    this.hooks?.changed();
     void turn.run();
     return id;
   }
@@ -304,7 +309,7 @@ export class Session {
   }
 
   turn(turnId: string): TurnRecord | undefined {
-    return this.turns.get(turnId);
+    return this.turns?.get(turnId);
   }
 
   snapshot(): SessionSnapshot {
@@ -316,7 +321,7 @@ export class Session {
       pendingInput: this.pending,
       config: { model: this.model ?? this.ctx.defaultModel, system: this.system, tools: this.clientTools },
       history: [...this.history],
-      turns: [...this.turns.values()],
+      turns: this.turns ? [...this.turns.values()] : [],
     };
   }
 
