@@ -87,6 +87,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       maxConcurrentTurns: config.AGENTWIRE_MAX_CONCURRENT_TURNS,
       inputRatePerSec: config.AGENTWIRE_INPUT_RATE_PER_SESSION,
       inputBurst: config.AGENTWIRE_INPUT_BURST_PER_SESSION,
+      maxHistoryMessages: config.AGENTWIRE_HISTORY_MAX_MESSAGES,
+      maxHistoryChars: config.AGENTWIRE_HISTORY_MAX_CHARS,
     },
   });
 

@@ -32,6 +32,8 @@ export interface EngineLimits {
   maxTurnsKept: number;
   /** History messages kept per session. @default 200 */
   maxHistoryMessages: number;
+  /** Characters of history kept per session (the newest whole messages that fit). @default 262144 */
+  maxHistoryChars: number;
 }
 
 export const defaultLimits: EngineLimits = {
@@ -49,6 +51,7 @@ export const defaultLimits: EngineLimits = {
   inputBurst: 100,
   maxTurnsKept: 50,
   maxHistoryMessages: 200,
+  maxHistoryChars: 256 * 1024,
 };
 
 export interface EngineContext {

@@ -44,23 +44,24 @@ export class EventLog {
   }
 
   append(input: LoggedEventInput): LogEntry {
-    const seq = this.last + 1;
-    this.last = seq;
-    let event: LoggedEvent;
-    let frame: string;
-    if (input.type === "token" && input.from === undefined) {
-      // The hot path: one frame per token, built without a generic serializer pass.
-      event = { type: "token", seq, turn: input.turn, text: input.text };
-      frame = `{"type":"token","seq":${seq},"turn":${JSON.stringify(input.turn)},"text":${JSON.stringify(input.text)}}`;
-    } else {
-      // Key order puts `type` and `seq` first in every frame, which keeps the wire readable.
-      const { type, ...rest } = input;
-      event = { type, seq, ...rest } as LoggedEvent;
-      frame = JSON.stringify(event);
-    }
-    const entry: LogEntry = { seq, at: this.now(), event, frame };
+    if (input.type === "token" && input.from === undefined) return this.appendToken(input.turn, input.text);
+    const seq = ++this.last;
+    // Key order puts `type` and `seq` first in every frame, which keeps the wire readable.
+    const { type, ...rest } = input;
+    const event = { type, seq, ...rest } as LoggedEvent;
+    return this.push({ seq, at: this.now(), event, frame: JSON.stringify(event) });
+  }
+
+  /** The hot path: one frame per token, built without a generic serializer pass. Turn ids need no escaping. */
+  appendToken(turn: string, text: string): LogEntry {
+    const seq = ++this.last;
+    const frame = `{"type":"token","seq":${seq},"turn":"${turn}","text":${JSON.stringify(text)}}`;
+    return this.push({ seq, at: this.now(), event: { type: "token", seq, turn, text }, frame });
+  }
+
+  private push(entry: LogEntry): LogEntry {
     this.entries.push(entry);
-    this.trim();
+    this.trim(entry.at);
     return entry;
   }
 
@@ -95,8 +96,9 @@ export class EventLog {
     return { recovered: true, entries: this.entries.slice(start, end) };
   }
 
-  trim(): void {
-    const oldest = this.now() - this.limits.maxAgeMs;
+  /** Drops entries beyond the count limit or older than the age limit, as of `now`. */
+  trim(now = this.now()): void {
+    const oldest = now - this.limits.maxAgeMs;
     while (this.size > this.limits.maxEvents) this.head++;
     while (this.size > 0 && (this.entries[this.head] as LogEntry).at < oldest) this.head++;
     if (this.head > 1024 && this.head * 2 > this.entries.length) {

@@ -112,7 +112,15 @@ export class Session {
 
   /** Owner only: assigns the next seq, logs the event and fans it out to every attached client. */
   emit(event: LoggedEventInput): void {
-    const entry = this.log.append(event);
+    this.publish(this.log.append(event));
+  }
+
+  /** Owner only: `emit` for a text delta, without building the event object twice. */
+  emitToken(turn: string, text: string): void {
+    this.publish(this.log.appendToken(turn, text));
+  }
+
+  private publish(entry: LogEntry): void {
     this.hooks?.logged(entry);
     for (const attachment of this.attachments) attachment.deliver(entry);
   }
@@ -276,6 +284,7 @@ export class Session {
       maxSteps: this.ctx.limits.maxSteps,
       clientToolTimeoutMs: this.ctx.limits.clientToolTimeoutMs,
       emit: (event) => this.emit(event),
+      emitToken: (turn, text) => this.emitToken(turn, text),
       onEnd: (ended) => this.onTurnEnd(ended),
       log: (level, obj, msg) => this.ctx.logger[level]({ sessionId: this.id, ...obj }, msg),
     });
@@ -298,14 +307,23 @@ export class Session {
     this.hooks?.changed();
   }
 
-  /** Keeps history within its message budget; provider adapters trim further by their own budget. */
+  /**
+   * Keeps history within its message and character budgets (it is saved after every turn, so it
+   * must stay small); provider adapters may trim further by their own token budget.
+   */
   private trimHistory(): void {
-    const max = this.ctx.limits.maxHistoryMessages;
-    if (this.history.length <= max) return;
-    let cut = this.history.length - max;
-    // Never start the kept history with tool results whose call was cut away.
+    const { maxHistoryMessages, maxHistoryChars } = this.ctx.limits;
+    let chars = 0;
+    let cut = this.history.length;
+    while (cut > 0 && this.history.length - cut < maxHistoryMessages) {
+      const m = this.history[cut - 1] as HistoryMessage;
+      chars += m.role === "tool" ? m.output.length : m.text.length;
+      if (chars > maxHistoryChars && cut < this.history.length) break;
+      cut--;
+    }
+    // Never start the kept history with tool results or replies whose question was cut away.
     while (cut < this.history.length && this.history[cut]?.role !== "user") cut++;
-    this.history.splice(0, cut);
+    if (cut > 0) this.history.splice(0, cut);
   }
 
   turn(turnId: string): TurnRecord | undefined {

@@ -27,6 +27,7 @@ export interface TurnDeps {
   maxSteps: number;
   clientToolTimeoutMs: number;
   emit(event: LoggedEventInput): void;
+  emitToken(turn: string, text: string): void;
   onEnd(turn: Turn): void;
   log?: (level: "warn" | "error", obj: object, msg: string) => void;
 }
@@ -121,7 +122,7 @@ export class Turn {
         if (this.ended || delta.length === 0) return;
         this.stepText += delta;
         this.record.text += delta;
-        this.deps.emit({ type: "token", turn: this.id, text: delta });
+        this.deps.emitToken(this.id, delta);
       },
       progress: (stage, message, fraction) => {
         if (this.ended) return;

@@ -259,3 +259,20 @@ describe("engine turns", () => {
     expect(sinkC.closed).toEqual({ code: CloseCode.SessionEnded, reason: "session_ended" });
   });
 });
+
+describe("history budget", () => {
+  it("keeps the newest whole exchanges within the character budget, starting at a user message", async () => {
+    const { sink, attachment, session } = await setup(new RecordingDemoAgent({ tokensPerSecond: 0, replyWords: 20 }), { maxHistoryChars: 400 });
+    for (let i = 1; i <= 4; i++) {
+      attachment.receive({ type: "input", text: `${i} + ${i}`, final: true, interrupt: false });
+      await sink.until((m) => ended(m, i));
+    }
+    const history = session.snapshot().history;
+    const chars = history.reduce((n, m) => n + ("text" in m ? m.text.length : m.output.length), 0);
+    expect(chars).toBeLessThanOrEqual(400);
+    expect(history[0]).toEqual({ role: "user", text: expect.stringMatching(/^\d \+ \d$/) });
+    expect(history.at(-1)?.role).toBe("assistant");
+    expect(history.filter((m) => m.role === "user").map((m) => (m as { text: string }).text).at(-1)).toBe("4 + 4");
+    expect(history.length).toBeLessThan(16);
+  });
+});
