@@ -174,6 +174,7 @@ export function createBroker(config: Config, logger: Logger): Broker {
       url: config.REDIS_URL,
       clusterNodes: config.AGENTWIRE_REDIS_CLUSTER_NODES?.split(","),
       prefix: config.AGENTWIRE_REDIS_PREFIX,
+      shardedPubSub: config.AGENTWIRE_REDIS_SHARDED_PUBSUB,
       nodeId,
       logger,
     });

@@ -23,6 +23,12 @@ export interface RedisBrokerOptions {
   clusterNodes?: string[];
   /** Prefix of every key and channel; lets deployments and tests share a Redis. @default "aw:" */
   prefix?: string;
+  /**
+   * Session events over sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+): each message stays on the
+   * shard that owns the session instead of being broadcast to every node. Cluster only.
+   * @default true with `clusterNodes`
+   */
+  shardedPubSub?: boolean;
   nodeId?: string;
   /** How often the subscriber link is probed with a message to ourselves (ms). @default 2000 */
   probeIntervalMs?: number;
@@ -52,6 +58,9 @@ export class RedisBroker implements Broker {
   private readonly prefix: string;
   private readonly cmd: Client & Commands;
   private readonly sub: Client;
+  /** Sharded subscriptions for session channels (cluster mode), or null when they share `sub`. */
+  private readonly ssub: Cluster | null;
+  private readonly publishCommand: "PUBLISH" | "SPUBLISH";
   private readonly channels = new Map<string, Set<(events: StoredEvent[]) => void>>();
   private readonly pending = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
   private handler: ((request: NodeRequest) => Promise<unknown>) | null = null;
@@ -71,6 +80,21 @@ export class RedisBroker implements Broker {
         : new Redis(options.url ?? "redis://127.0.0.1:6379", redisOptions);
     this.cmd = make() as Client & Commands;
     this.sub = make();
+    const sharded = Boolean(options.clusterNodes?.length) && (options.shardedPubSub ?? true);
+    this.publishCommand = sharded ? "SPUBLISH" : "PUBLISH";
+    this.ssub = sharded
+      ? new Cluster((options.clusterNodes ?? []).map(parseHostPort), {
+          redisOptions,
+          shardedSubscribers: true,
+          enableOfflineQueue: false,
+          clusterRetryStrategy: (n) => Math.min(100 * 2 ** n, 2000),
+        })
+      : null;
+    if (this.ssub) {
+      this.ssub.on("error", (err: Error) => options.logger.warn({ err: err.message }, "redis link error"));
+      this.ssub.on("smessage", (channel: string, payload: string) => this.dispatch(channel, payload));
+      this.ssub.on("ready", () => void this.resubscribeSharded());
+    }
     for (const [name, lua, keys] of [
       ["awAppend", APPEND, 3],
       ["awRead", READ, 2],
@@ -101,7 +125,8 @@ export class RedisBroker implements Broker {
   }
 
   isReady(): boolean {
-    return !this.closed && this.cmd.status === "ready" && this.sub.status === "ready" && this.pubsubAlive;
+    const shardsReady = this.ssub === null || this.ssub.status === "ready";
+    return !this.closed && this.cmd.status === "ready" && this.sub.status === "ready" && shardsReady && this.pubsubAlive;
   }
 
   async saveSession(record: SessionRecord, ttlMs: number): Promise<void> {
@@ -149,6 +174,7 @@ export class RedisBroker implements Broker {
       limits.ttlMs,
       this.key(sessionId, "events"),
       force ? "1" : "0",
+      this.publishCommand,
       ...events.map((e) => e.frame),
     );
     if (status === -1) return { ok: false, reason: "not_owner" };
@@ -174,14 +200,18 @@ export class RedisBroker implements Broker {
     if (!set) {
       set = new Set();
       this.channels.set(channel, set);
-      if (this.sub.status === "ready") await this.sub.subscribe(channel);
+      if (this.ssub) {
+        if (this.ssub.status === "ready") await this.ssub.ssubscribe(channel);
+      } else if (this.sub.status === "ready") await this.sub.subscribe(channel);
     }
     set.add(onEvents);
     return async () => {
       set.delete(onEvents);
       if (set.size === 0 && this.channels.get(channel) === set) {
         this.channels.delete(channel);
-        if (this.sub.status === "ready") await this.sub.unsubscribe(channel).catch(() => {});
+        if (this.ssub) {
+          if (this.ssub.status === "ready") await this.ssub.sunsubscribe(channel).catch(() => {});
+        } else if (this.sub.status === "ready") await this.sub.unsubscribe(channel).catch(() => {});
       }
     };
   }
@@ -217,17 +247,26 @@ export class RedisBroker implements Broker {
     }
     this.pending.clear();
     this.sub.disconnect();
+    this.ssub?.disconnect();
     this.cmd.disconnect();
   }
 
   /** After a (re)connect the subscriber link has lost its subscriptions: take them all again. */
   private async resubscribe(): Promise<void> {
     try {
-      await this.sub.subscribe(this.nodeChannel(this.nodeId), ...this.channels.keys());
+      const sessionChannels = this.ssub ? [] : [...this.channels.keys()];
+      await this.sub.subscribe(this.nodeChannel(this.nodeId), ...sessionChannels);
       this.pubsubAlive = true;
       this.lastProbeSeen = Date.now();
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, "redis resubscribe failed");
+    }
+  }
+
+  private async resubscribeSharded(): Promise<void> {
+    // One command per channel: shard channels of different slots live on different nodes.
+    for (const channel of this.channels.keys()) {
+      await this.ssub?.ssubscribe(channel).catch((err: Error) => this.options.logger.warn({ err: err.message }, "redis sharded resubscribe failed"));
     }
   }
 

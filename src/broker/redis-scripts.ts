@@ -1,20 +1,20 @@
 // Lua scripts of the Redis broker. Each touches the keys of one session only ({sessionId} hash tag),
 // so they run unchanged on Redis Cluster.
 
-/** KEYS: lease, stream, seq. ARGV: node, firstSeq, maxEvents, ttlMs, channel, force, frames... */
+/** KEYS: lease, stream, seq. ARGV: node, firstSeq, maxEvents, ttlMs, channel, force, PUBLISH|SPUBLISH, frames... */
 export const APPEND = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, 0} end
 local last = tonumber(redis.call('GET', KEYS[3]) or '0')
 local first = tonumber(ARGV[2])
 if first ~= last + 1 and not (ARGV[6] == '1' and first > last) then return {-2, last} end
-local n = #ARGV - 6
+local n = #ARGV - 7
 for i = 1, n do
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], (first + i - 1) .. '-0', 'f', ARGV[6 + i])
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], (first + i - 1) .. '-0', 'f', ARGV[7 + i])
 end
 local newLast = first + n - 1
 redis.call('SET', KEYS[3], newLast, 'PX', ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', ARGV[5], first .. '\\n' .. table.concat({unpack(ARGV, 7)}, '\\n'))
+redis.call(ARGV[7], ARGV[5], first .. '\\n' .. table.concat({unpack(ARGV, 8)}, '\\n'))
 return {1, newLast}
 `;
 

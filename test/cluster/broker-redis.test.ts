@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe } from "vitest";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisBroker } from "../../src/broker/broker-redis.js";
 import { silentLogger } from "../../src/engine/logger.js";
 import { brokerContract } from "../helpers/broker-contract.js";
@@ -48,4 +49,42 @@ describe.runIf(run)("RedisBroker on a three-master Redis Cluster", () => {
     await ready(a, b);
     return { a, b, close: async () => void (await Promise.all([a.close(), b.close()])) };
   });
+});
+
+describe.runIf(run)("session events on a Redis Cluster", () => {
+  it("travel over sharded pub/sub: subscribers sit on the shard that owns the session", async () => {
+    const cluster = await startRedisCluster();
+    try {
+      const nodes = cluster.nodes.map((x) => `${x.host}:${x.port}`);
+      const a = new RedisBroker({ clusterNodes: nodes, prefix: "sh:", nodeId: "SA", logger: silentLogger, probeIntervalMs: 200 });
+      const b = new RedisBroker({ clusterNodes: nodes, prefix: "sh:", nodeId: "SB", logger: silentLogger, probeIntervalMs: 200 });
+      await ready(a, b);
+      await a.acquireLease("s1", 10_000);
+      const got: number[] = [];
+      let wake: () => void = () => {};
+      const done = new Promise<void>((r) => (wake = r));
+      const unsubscribe = await b.subscribe("s1", (events) => {
+        got.push(...events.map((e) => e.seq));
+        if (got.length === 2) wake();
+      });
+      const counts = await Promise.all(
+        cluster.nodes.map(async (n) => {
+          const c = new Redis(n.port, n.host);
+          const sharded = (await c.call("PUBSUB", "SHARDNUMSUB", "sh:{s1}:events")) as [string, number];
+          const plain = (await c.call("PUBSUB", "NUMSUB", "sh:{s1}:events")) as [string, number];
+          c.disconnect();
+          return [Number(sharded[1]), Number(plain[1])];
+        }),
+      );
+      expect(counts.reduce((n, c) => n + (c[0] as number), 0)).toBe(1);
+      expect(counts.reduce((n, c) => n + (c[1] as number), 0)).toBe(0);
+      await a.append("s1", [{ seq: 1, frame: "{}" }, { seq: 2, frame: "{}" }], { maxEvents: 10, ttlMs: 10_000 });
+      await done;
+      expect(got).toEqual([1, 2]);
+      await unsubscribe();
+      await Promise.all([a.close(), b.close()]);
+    } finally {
+      await cluster.stop();
+    }
+  }, 30_000);
 });
