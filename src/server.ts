@@ -5,6 +5,7 @@ import { RedisBroker } from "./broker/broker-redis.js";
 import type { Config } from "./config.js";
 import { AnthropicAgent } from "./agents/anthropic.js";
 import { DemoAgent } from "./agents/demo.js";
+import type { RetryInfo } from "./agents/http-upstream.js";
 import { OpenAIAgent } from "./agents/openai.js";
 import { type Agent, Engine, KeyedRateLimiter, type Logger, type ToolRegistry } from "./engine/index.js";
 import { corsPolicy } from "./transports/cors.js";
@@ -31,8 +32,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export function createAgent(config: Config): Agent {
+export function createAgent(config: Config, logger?: Logger): Agent {
   const upstream = {
+    onRetry: (info: RetryInfo) => logger?.warn({ attempt: info.attempt, delayMs: info.delayMs, code: info.error.code, reason: info.error.message }, "upstream request retried"),
     timeouts: {
       connectMs: config.AGENTWIRE_UPSTREAM_CONNECT_TIMEOUT_MS,
       firstByteMs: config.AGENTWIRE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
@@ -64,7 +66,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger.error({ nativeUws }, NATIVE_UWS_WARNING);
     if (config.AGENTWIRE_REQUIRE_NATIVE_UWS) throw new Error(NATIVE_UWS_WARNING);
   }
-  const agent = options.agent ?? createAgent(config);
+  const agent = options.agent ?? createAgent(config, logger);
   const broker = createBroker(config, logger);
   const engine = new Engine({
     broker,
@@ -160,7 +162,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     async close() {
       uws.us_listen_socket_close(listenSocket);
       engine.drain(config.AGENTWIRE_DRAIN_RECONNECT_MS);
-      engine.close();
+      await engine.shutdown();
       await broker.close();
     },
   };

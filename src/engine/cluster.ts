@@ -113,6 +113,16 @@ export class Cluster {
     return this.broker.request(holder, { kind, sessionId: session.id, body }, this.options.forwardTimeoutMs);
   }
 
+  /**
+   * Graceful leave: gives up this node's leases so other nodes take its sessions over at the next
+   * message instead of waiting for the leases to lapse. Bounded by `timeoutMs`.
+   */
+  async release(timeoutMs: number): Promise<void> {
+    const ids = [...this.persisters.keys()];
+    const work = Promise.allSettled(ids.map((id) => this.broker.releaseLease(id)));
+    await Promise.race([work, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
   /** Stops all broker traffic of this node: nothing more is renewed, persisted or saved. */
   close(): void {
     for (const t of this.timers) clearInterval(t);

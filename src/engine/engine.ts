@@ -176,6 +176,13 @@ export class Engine {
     }
   }
 
+  /** Graceful stop: stops persisting, hands this node's sessions back to the cluster, then closes. */
+  async shutdown(timeoutMs = 2000): Promise<void> {
+    this.cluster.close();
+    await this.cluster.release(timeoutMs);
+    this.close();
+  }
+
   /** Stops timers and cancels running turns. */
   close(): void {
     clearInterval(this.sweeper);

@@ -212,6 +212,8 @@ export class Turn {
     const code = agentError?.code ?? ErrorCode.UpstreamError;
     const message = agentError?.message ?? "the agent failed";
     if (!agentError) this.deps.log?.("error", { err, turn: this.id }, "agent step threw");
+    // Agent messages carry no credentials (adapters redact them), so operators can see why a turn failed.
+    else this.deps.log?.("warn", { turn: this.id, code, retryable: agentError.retryable, reason: agentError.message }, "turn failed upstream");
     this.deps.emit({ type: "error", turn: this.id, code, message, retryable: agentError?.retryable ?? false, retryAfterMs: agentError?.retryAfterMs });
     if (this.stepText) this.deps.history.push({ role: "assistant", text: this.stepText });
     this.finish("failed", code);
