@@ -142,6 +142,11 @@ export class Cluster {
   }
 
   private async takeOver(session: Session): Promise<void> {
+    if (!(await this.broker.loadSession(session.id))) {
+      // Deleted (or expired) elsewhere: end it here too rather than bring it back to life.
+      this.deleteLocal(session.id);
+      return;
+    }
     const holder = await this.broker.acquireLease(session.id, this.options.leaseTtlMs);
     if (holder !== this.nodeId) return this.follow(session, holder);
     const replica = this.replicas.get(session.id);

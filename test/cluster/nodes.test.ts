@@ -108,6 +108,20 @@ describe.runIf(run).each(backends)("several nodes over %s", (_name, startBackend
     }
   });
 
+  it("DELETE on one node closes the session's clients on every node with 4410", async () => {
+    const [a, b, c] = nodes as [NodeProc, NodeProc, NodeProc];
+    const s = await create(a);
+    const onA = await TestClient.connect(TestClient.sessionUrl(a.wsBase, s, 0));
+    const onC = await TestClient.connect(TestClient.sessionUrl(c.wsBase, s, 0));
+    await Promise.all([onA.next("session"), onC.next("session")]);
+    const res = await fetch(`${b.base}/v1/sessions/${s.sessionId}`, { method: "DELETE", headers: { authorization: `Bearer ${s.token}` } });
+    expect(res.status).toBe(204);
+    expect(await onA.waitClosed()).toBe(4410);
+    expect(await onC.waitClosed()).toBe(4410);
+    const gone = await fetch(`${c.base}/v1/sessions/${s.sessionId}`, { headers: { authorization: `Bearer ${s.token}` } });
+    expect(gone.status).toBe(404);
+  });
+
   it("resumes on a different node after a drop at every k-th event: exact text, no duplicates", async () => {
     const [a, b, c] = nodes as [NodeProc, NodeProc, NodeProc];
     const s = await create(a);
