@@ -31,6 +31,8 @@ export class SseSink implements Sink {
    * after a writable event) is accepted entirely.
    */
   private backlog = 0;
+  /** Events written in this tick: they leave together in one corked write (one syscall, not one per token). */
+  private pending = "";
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
@@ -70,7 +72,7 @@ export class SseSink implements Sink {
 
   write(frame: string): boolean {
     if (this.ended) return false;
-    this.push(this.event(frame));
+    this.enqueue(this.event(frame));
     return true;
   }
 
@@ -78,20 +80,37 @@ export class SseSink implements Sink {
     if (this.ended) return false;
     let chunk = "";
     for (const frame of frames) chunk += this.event(frame);
-    this.push(chunk);
+    this.enqueue(chunk);
     return true;
   }
 
   bufferedAmount(): number {
-    return this.ended ? 0 : this.backlog;
+    return this.ended ? 0 : this.backlog + this.pending.length;
+  }
+
+  /** Sends what this tick wrote, then lets the outbox continue (uWS reports no drain unless it backed up). */
+  flush(): void {
+    const chunk = this.pending;
+    if (chunk.length === 0) return;
+    this.pending = "";
+    this.push(chunk);
+    this.attachment?.drained();
+  }
+
+  private enqueue(chunk: string): void {
+    if (this.pending.length === 0) process.nextTick(flushSse, this);
+    this.pending += chunk;
   }
 
   /** Ends the response. SSE has no close code, so a comment carries it for people and raw readers; EventSource reconnects. */
   close(code: number, reason: string): void {
     if (this.ended) return;
+    const rest = this.pending;
+    this.pending = "";
     this.finish();
     const res = this.res;
     res.cork(() => {
+      if (rest) res.write(rest);
       res.write(`: close ${code} ${reason.replace(/[\r\n]/g, " ")}\n\n`);
       res.end();
     });
@@ -104,6 +123,7 @@ export class SseSink implements Sink {
 
   private finish(): void {
     this.ended = true;
+    this.pending = "";
     clearInterval(this.heartbeat);
     this.attachment?.detach();
     this.attachment = null;
@@ -155,4 +175,8 @@ export class SseSink implements Sink {
     const seq = typeof message.seq === "number" ? `id: ${message.seq}\n` : "";
     return `${seq}event: ${type}\ndata: ${frame}\n\n`;
   }
+}
+
+function flushSse(sink: SseSink): void {
+  sink.flush();
 }
