@@ -48,7 +48,8 @@ export function tokenize(text: string): string[] {
   return text.match(/\s*\S+/g) ?? [];
 }
 
-function mulberry32(seed: number): () => number {
+/** A small deterministic PRNG (mulberry32): same seed, same sequence, on every platform. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

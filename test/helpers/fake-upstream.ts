@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { type IncomingHttpHeaders, type Server, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
+import { mulberry32 } from "../../src/agents/demo.js";
 
 /** The shared stream fixtures (see their README), relative to this repository. */
 export const FIXTURES_DIR = new URL("../../../shared/fixtures/upstream/", import.meta.url);
@@ -57,17 +58,8 @@ export function splitBytes(body: Uint8Array, split: Split): Uint8Array[] {
   return points.slice(1).map((end, i) => body.subarray(points[i], end));
 }
 
-/** A small deterministic PRNG (mulberry32) so "random" splits reproduce. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG so "random" splits reproduce. */
+export const seeded = mulberry32;
 
 export type Reply =
   /** A plain answer, e.g. `{ status: 429, headers: { "retry-after": "0" } }`. */
