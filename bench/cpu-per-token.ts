@@ -56,7 +56,7 @@ async function measure(kind: ServerKind, sizes: Sizes, nodeArgs?: string[]): Pro
 }
 
 /** Which side ran out of CPU first; on a shared 2-core box it can also be neither. */
-function limitOf(load: LoadResult): string {
+export function limitOf(load: LoadResult): string {
   const server = load.serverCpuMs / load.elapsedMs;
   const client = load.clientCpuMs / load.elapsedMs;
   if (server >= SATURATED) return "server CPU";

@@ -2,10 +2,13 @@
 import { cpuPerToken } from "./cpu-per-token.js";
 import { idleMemory } from "./idle-memory.js";
 import type { BenchContext, BenchSection, Target } from "./section.js";
+import { redisHop } from "./redis-hop.js";
+import { sseStreams } from "./sse-streams.js";
 import { renderTable, verdict } from "./table.js";
+import { upstreamLatency } from "./upstream-latency.js";
 
 /** Sections in run order; a new measurement adds itself here. */
-const SECTIONS: readonly BenchSection[] = [cpuPerToken, idleMemory];
+const SECTIONS: readonly BenchSection[] = [cpuPerToken, idleMemory, sseStreams, upstreamLatency, redisHop];
 
 const USAGE = `usage: node dist/bench/run.js [--only=${SECTIONS.map((s) => s.id).join(",")}] [--quick] [--profile]
   --only=a,b   run only these sections

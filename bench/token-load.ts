@@ -1,8 +1,9 @@
-// Drives token streams flat out over raw sockets and counts delivered tokens with byte checks, not JSON parsing.
+// Drives token streams flat out over raw WebSockets and counts delivered tokens with byte checks, not JSON parsing.
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { cpuMs, machineCpu } from "./proc.js";
 import { type RawWs, connectRawWs } from "./raw-ws-client.js";
+import type { SseLoadJob } from "./sse-load.js";
 
 export interface LoadJob {
   host: string;
@@ -35,7 +36,7 @@ export interface LoadResult {
   firstError: string | null;
 }
 
-interface Counters {
+export interface Counters {
   tokens: number;
   tokenFrames: number;
   mergedFrames: number;
@@ -44,10 +45,71 @@ interface Counters {
   errors: number;
 }
 
+export const newCounters = (): Counters => ({ tokens: 0, tokenFrames: 0, mergedFrames: 0, bytes: 0, turns: 0, errors: 0 });
+
 const QUOTE = 0x22;
 
-export async function runTokenLoad(job: LoadJob): Promise<LoadResult> {
-  const c: Counters = { tokens: 0, tokenFrames: 0, mergedFrames: 0, bytes: 0, turns: 0, errors: 0 };
+export type FrameKind = "token" | "turn_end" | "error" | "other";
+
+/**
+ * Counts one agentwire frame `buf[s..e)` without parsing it: `{"type":"token",...` puts the type's
+ * letters at fixed offsets. SSE `data:` payloads are the same JSON, so both transports count alike.
+ */
+export function countFrame(c: Counters, buf: Buffer, s: number, e: number): FrameKind {
+  if (buf[s + 9] === 0x74 && buf[s + 10] === 0x6f && buf[s + 11] === 0x6b) {
+    c.tokenFrames++;
+    // A plain token frame ends with its text's closing quote; a merged one ends with `"from":N}`.
+    if (buf[e - 2] === QUOTE) c.tokens++;
+    else {
+      const merged = JSON.parse(buf.toString("utf8", s, e)) as { seq: number; from: number };
+      c.tokens += merged.seq - merged.from + 1;
+      c.mergedFrames++;
+    }
+    return "token";
+  }
+  if (buf[s + 10] === 0x75 && buf[s + 13] === 0x5f && buf[s + 14] === 0x65) {
+    c.turns++;
+    return "turn_end";
+  }
+  if (buf[s + 9] === 0x65 && buf[s + 10] === 0x72) {
+    c.errors++;
+    return "error";
+  }
+  return "other";
+}
+
+/** Told at the moments the window opens and closes, so other processes can be read over the same span. */
+export type WindowEdge = "start" | "end";
+
+/** Waits out the warmup, then reads counters and CPU at both edges of the measured window. */
+export async function measureWindow(
+  job: Pick<LoadJob, "serverPid" | "warmupMs" | "measureMs">,
+  c: Counters,
+  onEdge?: (edge: WindowEdge) => void,
+): Promise<Omit<LoadResult, "firstError">> {
+  await delay(job.warmupMs);
+  const before = snapshot(job.serverPid, c);
+  onEdge?.("start");
+  await delay(job.measureMs);
+  const after = snapshot(job.serverPid, c);
+  onEdge?.("end");
+  return {
+    elapsedMs: after.at - before.at,
+    tokens: after.c.tokens - before.c.tokens,
+    tokenFrames: after.c.tokenFrames - before.c.tokenFrames,
+    mergedFrames: after.c.mergedFrames - before.c.mergedFrames,
+    bytes: after.c.bytes - before.c.bytes,
+    turns: after.c.turns - before.c.turns,
+    serverCpuMs: after.server - before.server,
+    clientCpuMs: (after.client - before.client) / 1000,
+    machineBusyMs: after.machine.busyMs - before.machine.busyMs,
+    machineStealMs: after.machine.stealMs - before.machine.stealMs,
+    errors: after.c.errors - before.c.errors,
+  };
+}
+
+export async function runTokenLoad(job: LoadJob, onEdge?: (edge: WindowEdge) => void): Promise<LoadResult> {
+  const c = newCounters();
   let running = true;
   let firstError: string | null = null;
   const links: RawWs[] = await Promise.all(
@@ -60,24 +122,10 @@ export async function runTokenLoad(job: LoadJob): Promise<LoadResult> {
         onBytes: (n) => {
           c.bytes += n;
         },
-        // Frames are agentwire-shaped: {"type":"token",... puts the type's letters at fixed offsets.
         onMessage: (buf, s, e) => {
-          if (buf[s + 9] === 0x74 && buf[s + 10] === 0x6f && buf[s + 11] === 0x6b) {
-            c.tokenFrames++;
-            // A plain token frame ends with its text's closing quote; a merged one ends with `"from":N}`.
-            if (buf[e - 2] === QUOTE) c.tokens++;
-            else {
-              const merged = JSON.parse(buf.toString("utf8", s, e)) as { seq: number; from: number };
-              c.tokens += merged.seq - merged.from + 1;
-              c.mergedFrames++;
-            }
-          } else if (buf[s + 10] === 0x75 && buf[s + 13] === 0x5f && buf[s + 14] === 0x65) {
-            c.turns++;
-            if (running) link?.sendText(job.startMessage);
-          } else if (buf[s + 9] === 0x65 && buf[s + 10] === 0x72) {
-            c.errors++;
-            firstError ??= buf.toString("utf8", s, Math.min(e, s + 300));
-          }
+          const kind = countFrame(c, buf, s, e);
+          if (kind === "turn_end" && running) link?.sendText(job.startMessage);
+          else if (kind === "error") firstError ??= buf.toString("utf8", s, Math.min(e, s + 300));
         },
         onClose: () => {
           if (running) {
@@ -91,27 +139,10 @@ export async function runTokenLoad(job: LoadJob): Promise<LoadResult> {
   );
   for (const link of links) link.sendText(job.startMessage);
 
-  await delay(job.warmupMs);
-  const before = snapshot(job.serverPid, c);
-  await delay(job.measureMs);
-  const after = snapshot(job.serverPid, c);
+  const result = await measureWindow(job, c, onEdge);
   running = false;
   for (const link of links) link.close();
-
-  return {
-    elapsedMs: after.at - before.at,
-    tokens: after.c.tokens - before.c.tokens,
-    tokenFrames: after.c.tokenFrames - before.c.tokenFrames,
-    mergedFrames: after.c.mergedFrames - before.c.mergedFrames,
-    bytes: after.c.bytes - before.c.bytes,
-    turns: after.c.turns - before.c.turns,
-    serverCpuMs: after.server - before.server,
-    clientCpuMs: (after.client - before.client) / 1000,
-    machineBusyMs: after.machine.busyMs - before.machine.busyMs,
-    machineStealMs: after.machine.stealMs - before.machine.stealMs,
-    errors: after.c.errors - before.c.errors,
-    firstError,
-  };
+  return { ...result, firstError };
 }
 
 function snapshot(serverPid: number, c: Counters) {
@@ -121,14 +152,18 @@ function snapshot(serverPid: number, c: Counters) {
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Runs the load in its own process, so its CPU is its own and it never shares an event loop with the bench. */
-export function forkTokenLoad(job: LoadJob): Promise<LoadResult> {
+/**
+ * Runs the load in its own process, so its CPU is its own and it never shares an event loop with the
+ * bench. `onEdge` hears when the measured window opens and closes (a few ms late, over IPC).
+ */
+export function forkTokenLoad(job: LoadJob | SseLoadJob, onEdge?: (edge: WindowEdge) => void): Promise<LoadResult> {
   const child = fork(fileURLToPath(new URL("./load-client.js", import.meta.url)), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   return new Promise((resolve, reject) => {
     let result: LoadResult | null = null;
-    child.once("message", (message) => {
-      const reply = message as { ok: true; result: LoadResult } | { ok: false; error: string };
-      if (reply.ok) result = reply.result;
+    child.on("message", (message) => {
+      const reply = message as { edge: WindowEdge } | { ok: true; result: LoadResult } | { ok: false; error: string };
+      if ("edge" in reply) onEdge?.(reply.edge);
+      else if (reply.ok) result = reply.result;
       else reject(new Error(reply.error));
     });
     child.once("exit", (code) => {

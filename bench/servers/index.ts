@@ -17,29 +17,42 @@ const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
 export const HOST = "127.0.0.1";
 
+export interface AgentwireStart {
+  /** Replies of about this many tokens from the demo agent. @default 16 */
+  tokensPerTurn?: number;
+  nodeArgs?: string[];
+  /** Overrides the bench defaults (demo agent at full speed, limits lifted for one client IP). */
+  env?: Record<string, string>;
+}
+
+/** Starts `agentwire serve` as a child with the bench's configuration plus `env`. */
+export function startAgentwire({ tokensPerTurn = 16, nodeArgs, env }: AgentwireStart = {}): Promise<ChildServer> {
+  return startChildServer({
+    script: here("../../src/cli.js"),
+    args: ["serve"],
+    nodeArgs,
+    env: {
+      PORT: "0",
+      HOST,
+      LOG_LEVEL: "silent",
+      AGENTWIRE_AGENT: "demo",
+      AGENTWIRE_DEMO_TOKENS_PER_SEC: "0",
+      // The demo wraps the filler words in about a dozen tokens of its own.
+      AGENTWIRE_DEMO_REPLY_WORDS: String(Math.max(0, tokensPerTurn - 12)),
+      // Every bench link comes from 127.0.0.1: the per-IP guard would otherwise refuse most of them.
+      AGENTWIRE_CONNECT_RATE_PER_IP: "1000000",
+      AGENTWIRE_CONNECT_BURST_PER_IP: "1000000",
+      AGENTWIRE_MAX_SESSIONS: "1000000",
+      AGENTWIRE_MAX_CONNECTIONS: "1000000",
+      ...env,
+    },
+  });
+}
+
 export const agentwire: ServerKind = {
   id: "agentwire",
   label: "agentwire",
-  start: ({ tokensPerTurn, nodeArgs }) =>
-    startChildServer({
-      script: here("../../src/cli.js"),
-      args: ["serve"],
-      nodeArgs,
-      env: {
-        PORT: "0",
-        HOST,
-        LOG_LEVEL: "silent",
-        AGENTWIRE_AGENT: "demo",
-        AGENTWIRE_DEMO_TOKENS_PER_SEC: "0",
-        // The demo wraps the filler words in about a dozen tokens of its own.
-        AGENTWIRE_DEMO_REPLY_WORDS: String(Math.max(0, tokensPerTurn - 12)),
-        // Every bench link comes from 127.0.0.1: the per-IP guard would otherwise refuse most of them.
-        AGENTWIRE_CONNECT_RATE_PER_IP: "1000000",
-        AGENTWIRE_CONNECT_BURST_PER_IP: "1000000",
-        AGENTWIRE_MAX_SESSIONS: "1000000",
-        AGENTWIRE_MAX_CONNECTIONS: "1000000",
-      },
-    }),
+  start: ({ tokensPerTurn, nodeArgs }) => startAgentwire({ tokensPerTurn, nodeArgs }),
   async prepareLinks(server, count) {
     const sessions = await createSessions(HOST, server.port, count);
     return sessions.map((s) => `/v1/sessions/${s.sessionId}/ws?token=${s.token}`);
