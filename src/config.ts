@@ -57,7 +57,7 @@ export const ConfigSchema = z
     AGENTWIRE_NODE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
     AGENTWIRE_LEASE_TTL_MS: int(5000, 200),
     AGENTWIRE_FORWARD_TIMEOUT_MS: int(3000, 50),
-    AGENTWIRE_REDIS_BATCH_MS: int(2, 0, 1000),
+    AGENTWIRE_REDIS_BATCH_MS: int(0, 0, 1000),
     AGENTWIRE_SSE_HEARTBEAT_MS: int(15_000, 100),
     AGENTWIRE_SSE_RETRY_MS: int(2000, 0),
     /** Comma-separated origins allowed by CORS; "*" allows any. Empty: no CORS headers. */

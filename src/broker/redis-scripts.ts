@@ -9,8 +9,9 @@ local first = tonumber(ARGV[2])
 if first ~= last + 1 and not (ARGV[6] == '1' and first > last) then return {-2, last} end
 local n = #ARGV - 7
 for i = 1, n do
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], (first + i - 1) .. '-0', 'f', ARGV[7 + i])
+  redis.call('XADD', KEYS[2], (first + i - 1) .. '-0', 'f', ARGV[7 + i])
 end
+redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[3])
 local newLast = first + n - 1
 redis.call('SET', KEYS[3], newLast, 'PX', ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])

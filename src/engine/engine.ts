@@ -27,7 +27,10 @@ export interface EngineOptions {
   cluster?: Partial<ClusterOptions>;
 }
 
-export type AuthResult = { ok: true; session: Session } | { ok: false; code: typeof ErrorCode.SessionNotFound | typeof ErrorCode.Forbidden };
+export type AuthResult =
+  | { ok: true; session: Session }
+  /** `owner_unavailable`: the broker could not be asked (retry); not the same as "no such session". */
+  | { ok: false; code: typeof ErrorCode.SessionNotFound | typeof ErrorCode.Forbidden | typeof ErrorCode.OwnerUnavailable };
 
 export class Engine {
   private readonly sessions = new Map<string, Session>();
@@ -109,10 +112,13 @@ export class Engine {
     const local = this.sessions.get(sessionId);
     if (local) return checkToken(local, token);
     if (token === undefined) return { ok: false, code: ErrorCode.Forbidden };
-    const session = await this.cluster.open(sessionId).catch((err: Error) => {
-      this.ctx.logger.warn({ sessionId, err: err.message }, "session lookup failed");
-      return null;
-    });
+    let session: Session | null;
+    try {
+      session = await this.cluster.open(sessionId);
+    } catch (err) {
+      this.ctx.logger.warn({ sessionId, err: (err as Error).message }, "session lookup failed");
+      return { ok: false, code: ErrorCode.OwnerUnavailable };
+    }
     if (!session) return { ok: false, code: ErrorCode.SessionNotFound };
     return checkToken(session, token);
   }

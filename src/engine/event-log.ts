@@ -20,6 +20,11 @@ export type ReplayResult = { recovered: true; entries: LogEntry[] } | { recovere
 
 export class EventLog {
   private entries: LogEntry[] = [];
+  /**
+   * Entries after this seq are not yet in the broker: count trimming keeps them (up to twice the
+   * limit) so a fast owner never drops what other nodes still need. Infinity: nothing to protect.
+   */
+  private pinned = Number.POSITIVE_INFINITY;
   /** Index of the oldest live entry; the array is compacted lazily so trimming stays O(1) amortized. */
   private head = 0;
   private last = 0;
@@ -96,10 +101,16 @@ export class EventLog {
     return { recovered: true, entries: this.entries.slice(start, end) };
   }
 
+  /** Marks everything up to `seq` as stored elsewhere; later entries are kept while trimming allows. */
+  pin(seq: number): void {
+    this.pinned = seq;
+  }
+
   /** Drops entries beyond the count limit or older than the age limit, as of `now`. */
   trim(now = this.now()): void {
     const oldest = now - this.limits.maxAgeMs;
-    while (this.size > this.limits.maxEvents) this.head++;
+    const { maxEvents } = this.limits;
+    while (this.size > maxEvents && ((this.entries[this.head] as LogEntry).seq <= this.pinned || this.size > maxEvents * 2)) this.head++;
     while (this.size > 0 && (this.entries[this.head] as LogEntry).at < oldest) this.head++;
     if (this.head > 1024 && this.head * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.head);

@@ -42,6 +42,7 @@ export class LogPersister implements OwnerHooks {
     persistedSeq: number,
   ) {
     this.persisted = persistedSeq;
+    session.log.pin(persistedSeq);
   }
 
   get persistedSeq(): number {
@@ -84,6 +85,7 @@ export class LogPersister implements OwnerHooks {
 
   stop(): void {
     this.stopped = true;
+    this.session.log.pin(Number.POSITIVE_INFINITY);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
@@ -92,6 +94,7 @@ export class LogPersister implements OwnerHooks {
   resync(storedLastSeq: number): void {
     this.stopped = false;
     this.persisted = Math.min(this.persisted, storedLastSeq);
+    this.session.log.pin(this.persisted);
     this.schedule(0);
   }
 
@@ -129,6 +132,7 @@ export class LogPersister implements OwnerHooks {
         this.retryMs = 0;
         if (result.ok) {
           this.persisted = last;
+          log.pin(last);
           this.force = false;
           // Natural batching: whatever arrived while this round trip ran goes in the next one.
           if (log.lastSeq > this.persisted) this.flush();
@@ -137,6 +141,7 @@ export class LogPersister implements OwnerHooks {
           this.options.onNotOwner(this.session);
         } else {
           this.persisted = result.lastSeq;
+          log.pin(this.persisted);
           this.flush();
         }
       },

@@ -2,7 +2,7 @@
 import { ErrorCode, parseClientFrame } from "../../protocol/index.js";
 import type { Engine, Session, TurnRecord } from "../engine/index.js";
 import type { CorsPolicy } from "./cors.js";
-import { extractToken, guard, readBody, readRequest, sendError, sendJson } from "./http-util.js";
+import { authFailure, extractToken, guard, readBody, readRequest, sendError, sendJson } from "./http-util.js";
 import type { HttpRequest, HttpResponse } from "./uws.js";
 
 /**
@@ -24,8 +24,8 @@ export async function authorizeRequest(
   const auth = await engine.authorizeAny(sessionId, token);
   if (state.aborted) return null;
   if (auth.ok) return auth.session;
-  if (auth.code === ErrorCode.SessionNotFound) sendError(res, state, 404, { code: auth.code, message: "no such session", retryable: false }, headers);
-  else sendError(res, state, 403, { code: auth.code, message: "wrong token for this session", retryable: false }, headers);
+  const { status, error } = authFailure(auth.code);
+  sendError(res, state, status, error, headers);
   return null;
 }
 

@@ -133,3 +133,10 @@ export function extractToken(info: RequestInfo): string | undefined {
 export function redactUrl(url: string): string {
   return url.replace(/([?&]token=)[^&#]*/gi, "$1[redacted]");
 }
+
+/** The HTTP answer to a failed session lookup: 404 none, 403 wrong token, 503 the cluster could not be asked. */
+export function authFailure(code: ErrorCode): { status: number; error: ErrorBody } {
+  if (code === "session_not_found") return { status: 404, error: { code, message: "no such session", retryable: false } };
+  if (code === "owner_unavailable") return { status: 503, error: { code, message: "the session store cannot be reached; retry", retryable: true, retryAfterMs: 1000 } };
+  return { status: 403, error: { code, message: "wrong token for this session", retryable: false } };
+}

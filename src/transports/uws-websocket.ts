@@ -1,7 +1,7 @@
 // The WebSocket route: upgrade with auth and limits, then frames -> engine and engine -> frames.
 import { CloseCode, ErrorCode, parseClientFrame } from "../../protocol/index.js";
 import type { Attachment, AuthResult, Engine, KeyedRateLimiter, Logger, Sink } from "../engine/index.js";
-import { extractToken, queryParam, readRequest, sendError } from "./http-util.js";
+import { authFailure, extractToken, queryParam, readRequest, sendError } from "./http-util.js";
 import type { TemplatedApp, WebSocket } from "./uws.js";
 
 export interface WebSocketRouteOptions {
@@ -77,8 +77,8 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : (offered.find((p) => !p.startsWith("bearer.")) ?? "");
       const finish = (auth: AuthResult) => {
         if (!auth.ok) {
-          const status = auth.code === ErrorCode.SessionNotFound ? 404 : 403;
-          sendError(res, state, status, { code: auth.code, message: auth.code === ErrorCode.SessionNotFound ? "no such session" : "wrong token for this session" });
+          const { status, error } = authFailure(auth.code);
+          sendError(res, state, status, error);
           return;
         }
         const conn: ConnState = { sessionId, afterSeq, closed: false, attachment: null };

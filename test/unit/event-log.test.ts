@@ -54,3 +54,19 @@ describe("EventLog", () => {
     expect(log.after(49_990).entries.map((e) => e.seq)).toEqual(Array.from({ length: 10 }, (_, i) => 49_991 + i));
   });
 });
+
+describe("EventLog pinning", () => {
+  it("keeps entries the broker has not stored yet, up to twice the limit", () => {
+    const log = new EventLog({ maxEvents: 3, maxAgeMs: 60_000 });
+    log.pin(0);
+    for (const t of "abcde") log.append(token(t));
+    expect(log.size).toBe(5);
+    for (const t of "fgh") log.append(token(t));
+    expect(log.size).toBe(6);
+    expect(log.firstSeq).toBe(3);
+    log.pin(7);
+    log.trim();
+    expect(log.size).toBe(3);
+    expect(log.firstSeq).toBe(6);
+  });
+});
