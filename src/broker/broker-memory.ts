@@ -12,8 +12,10 @@ import {
   type StoredEvent,
 } from "./broker.js";
 
+/** Seqs and frames in parallel arrays: no object retained per event (the garbage collector thanks us). */
 interface StoredLog {
-  events: StoredEvent[];
+  seqs: number[];
+  frames: string[];
   lastSeq: number;
   expiresAt: number;
   /** The limit of the last append; reads ignore what is held beyond it. */
@@ -101,22 +103,27 @@ export class MemoryBroker implements Broker {
     const now = this.store.now();
     let log = this.store.logs.get(sessionId);
     if (!log || log.expiresAt < now) {
-      log = { events: [], lastSeq: log?.lastSeq ?? 0, expiresAt: 0, maxEvents: limits.maxEvents };
+      log = { seqs: [], frames: [], lastSeq: log?.lastSeq ?? 0, expiresAt: 0, maxEvents: limits.maxEvents };
       this.store.logs.set(sessionId, log);
     }
     const first = events[0];
     if (!first) return { ok: true };
     if (first.seq !== log.lastSeq + 1 && !(force && first.seq > log.lastSeq)) return { ok: false, reason: "seq_mismatch", lastSeq: log.lastSeq };
-    // Stored events are never mutated, so sharing them with subscribers is as safe as copying.
-    for (const e of events) log.events.push(e);
+    for (const e of events) {
+      log.seqs.push(e.seq);
+      log.frames.push(e.frame);
+    }
     log.lastSeq = (events[events.length - 1] as StoredEvent).seq;
     // Trim in chunks: cutting the head on every append would cost O(maxEvents) per token.
-    if (log.events.length > limits.maxEvents * 1.5 + 64) log.events = log.events.slice(log.events.length - limits.maxEvents);
+    if (log.seqs.length > limits.maxEvents * 1.5 + 64) {
+      log.seqs = log.seqs.slice(log.seqs.length - limits.maxEvents);
+      log.frames = log.frames.slice(log.frames.length - limits.maxEvents);
+    }
     log.expiresAt = now + limits.ttlMs;
     log.maxEvents = limits.maxEvents;
     const subscribers = this.store.subscribers.get(sessionId);
     if (subscribers) {
-      const batch = events.slice();
+      const batch = events.map((e) => ({ seq: e.seq, frame: e.frame }));
       for (const deliver of subscribers) later(() => deliver(batch));
     }
     return { ok: true };
@@ -125,15 +132,17 @@ export class MemoryBroker implements Broker {
   async read(sessionId: string, afterSeq: number, limit: number): Promise<ReadResult> {
     const log = this.store.logs.get(sessionId);
     const last = log?.lastSeq ?? 0;
-    const held = log ? Math.max(0, log.events.length - log.maxEvents) : 0;
-    const firstSeq = log?.events[held]?.seq ?? last + 1;
+    const seqs = log?.seqs ?? [];
+    const held = Math.max(0, seqs.length - (log?.maxEvents ?? 0));
+    const firstSeq = seqs[held] ?? last + 1;
     if (afterSeq < 0) afterSeq = firstSeq - 1;
     if (afterSeq > last || afterSeq < firstSeq - 1) return { ok: false, reason: "trimmed" };
-    const events = log?.events ?? [];
     // Not index arithmetic: a forced append after a gap leaves holes in the seq range.
-    let start = events.findIndex((e, i) => i >= held && e.seq > afterSeq);
-    if (start < 0) start = events.length;
-    return { ok: true, events: events.slice(start, start + limit).map((e) => ({ ...e })) };
+    let start = seqs.findIndex((seq, i) => i >= held && seq > afterSeq);
+    if (start < 0) start = seqs.length;
+    const events: StoredEvent[] = [];
+    for (let i = start; i < Math.min(seqs.length, start + limit); i++) events.push({ seq: seqs[i] as number, frame: log?.frames[i] as string });
+    return { ok: true, events };
   }
 
   async lastSeq(sessionId: string): Promise<number> {

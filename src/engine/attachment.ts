@@ -39,7 +39,7 @@ export class Attachment {
   /** Live delivery of one logged event. */
   deliver(entry: LogEntry): void {
     if (this.cursor !== null) this.pump();
-    else this.outbox.push(entry.frame, entry.event);
+    else this.outbox.push(entry.frame, entry);
   }
 
   /** Handles one parsed client message. */

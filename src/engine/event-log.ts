@@ -4,9 +4,62 @@ import type { LoggedEvent, LoggedEventInput } from "../../protocol/index.js";
 export interface LogEntry {
   readonly seq: number;
   readonly at: number;
+  /** The event's type and turn, readable without building the event object. */
+  readonly type: LoggedEvent["type"];
+  readonly turn: string | undefined;
+  /** The event as an object; for tokens it is built only when asked (merging for a slow reader). */
   readonly event: LoggedEvent;
   /** The event serialized once, shared by every attached client. */
   readonly frame: string;
+}
+
+/** A token's log entry: the hot path keeps the frame and the fields, not a second event object. */
+class TokenEntry implements LogEntry {
+  readonly type = "token";
+
+  constructor(
+    readonly seq: number,
+    readonly at: number,
+    readonly frame: string,
+    readonly turn: string,
+    readonly text: string,
+  ) {}
+
+  get event(): LoggedEvent {
+    return { type: "token", seq: this.seq, turn: this.turn, text: this.text };
+  }
+}
+
+function plainEntry(seq: number, at: number, event: LoggedEvent, frame: string): LogEntry {
+  return { seq, at, type: event.type, turn: "turn" in event ? event.turn : undefined, event, frame };
+}
+
+/** Every frame starts `{"type":"...","seq":N` (then usually `"turn":"..."`): read those without parsing. */
+const FRAME_HEAD = /^\{"type":"([a-z_]+)","seq":\d+(?:,"turn":"([^"]*)")?/;
+
+/** An entry read back from the log: only the frame is stored, the rest is derived when asked. */
+class StoredEntry implements LogEntry {
+  private parsed: LoggedEvent | null = null;
+
+  constructor(
+    readonly seq: number,
+    readonly at: number,
+    readonly frame: string,
+  ) {}
+
+  get type(): LoggedEvent["type"] {
+    return (FRAME_HEAD.exec(this.frame)?.[1] ?? this.event.type) as LoggedEvent["type"];
+  }
+
+  get turn(): string | undefined {
+    const head = FRAME_HEAD.exec(this.frame);
+    return head ? head[2] : undefined;
+  }
+
+  get event(): LoggedEvent {
+    this.parsed ??= JSON.parse(this.frame) as LoggedEvent;
+    return this.parsed;
+  }
 }
 
 export interface EventLogLimits {
@@ -19,13 +72,20 @@ export interface EventLogLimits {
 export type ReplayResult = { recovered: true; entries: LogEntry[] } | { recovered: false; entries: [] };
 
 export class EventLog {
-  private entries: LogEntry[] = [];
+  /**
+   * Only the frames and their times are kept, in parallel arrays: one retained string per event
+   * instead of a few objects, which keeps the garbage collector's work per token small. Seqs are
+   * contiguous, so the seq of `frames[i]` is `base + i`.
+   */
+  private frames: string[] = [];
+  private ats: number[] = [];
+  private base = 1;
   /**
    * Entries after this seq are not yet in the broker: count trimming keeps them (up to twice the
    * limit) so a fast owner never drops what other nodes still need. Infinity: nothing to protect.
    */
   private pinned = Number.POSITIVE_INFINITY;
-  /** Index of the oldest live entry; the array is compacted lazily so trimming stays O(1) amortized. */
+  /** Index of the oldest live entry; the arrays are compacted lazily so trimming stays O(1) amortized. */
   private head = 0;
   private last = 0;
 
@@ -40,55 +100,53 @@ export class EventLog {
 
   /** Oldest seq still held, or lastSeq + 1 when the log is empty. */
   get firstSeq(): number {
-    const first = this.entries[this.head];
-    return first ? first.seq : this.last + 1;
+    return this.size > 0 ? this.base + this.head : this.last + 1;
   }
 
   get size(): number {
-    return this.entries.length - this.head;
+    return this.frames.length - this.head;
   }
 
   append(input: LoggedEventInput): LogEntry {
     if (input.type === "token" && input.from === undefined) return this.appendToken(input.turn, input.text);
-    const seq = ++this.last;
+    const seq = this.last + 1;
     // Key order puts `type` and `seq` first in every frame, which keeps the wire readable.
     const { type, ...rest } = input;
     const event = { type, seq, ...rest } as LoggedEvent;
-    return this.push({ seq, at: this.now(), event, frame: JSON.stringify(event) });
+    const frame = JSON.stringify(event);
+    const at = this.now();
+    this.store(seq, frame, at);
+    return plainEntry(seq, at, event, frame);
   }
 
   /** The hot path: one frame per token, built without a generic serializer pass. Turn ids need no escaping. */
   appendToken(turn: string, text: string): LogEntry {
-    const seq = ++this.last;
+    const seq = this.last + 1;
     const frame = `{"type":"token","seq":${seq},"turn":"${turn}","text":${JSON.stringify(text)}}`;
-    return this.push({ seq, at: this.now(), event: { type: "token", seq, turn, text }, frame });
-  }
-
-  private push(entry: LogEntry): LogEntry {
-    this.entries.push(entry);
-    this.trim(entry.at);
-    return entry;
+    const at = this.now();
+    this.store(seq, frame, at);
+    return new TokenEntry(seq, at, frame, turn, text);
   }
 
   /**
    * Adds an event whose seq was assigned elsewhere (a replica of another node's log, or a log
-   * reloaded on takeover). Returns false, adding nothing, unless it is exactly the next seq; an
-   * empty log accepts any seq (it starts where the stored log is).
+   * reloaded on takeover). Returns null, adding nothing, unless it is exactly the next seq; an
+   * empty log accepts any later seq (it starts where the stored log is).
    */
   insert(seq: number, frame: string, event: LoggedEvent): LogEntry | null {
     if (this.size > 0 ? seq !== this.last + 1 : seq <= this.last) return null;
-    this.last = seq;
-    const entry: LogEntry = { seq, at: this.now(), event, frame };
-    this.entries.push(entry);
-    this.trim();
-    return entry;
+    const at = this.now();
+    this.store(seq, frame, at);
+    return plainEntry(seq, at, event, frame);
   }
 
   /** Forgets everything and continues after `lastSeq`: the events before it cannot be had anymore. */
   reset(lastSeq: number): void {
-    this.entries = [];
+    this.frames = [];
+    this.ats = [];
     this.head = 0;
     this.last = lastSeq;
+    this.base = lastSeq + 1;
   }
 
   /** Entries with seq > afterSeq (at most `limit`), or `recovered: false` when some were already dropped. */
@@ -97,8 +155,10 @@ export class EventLog {
     if (afterSeq > this.last) return { recovered: false, entries: [] };
     if (afterSeq < this.firstSeq - 1) return { recovered: false, entries: [] };
     const start = this.head + (afterSeq - (this.firstSeq - 1));
-    const end = Math.min(this.entries.length, start + limit);
-    return { recovered: true, entries: this.entries.slice(start, end) };
+    const end = Math.min(this.frames.length, start + limit);
+    const entries: LogEntry[] = [];
+    for (let i = start; i < end; i++) entries.push(new StoredEntry(this.base + i, this.ats[i] as number, this.frames[i] as string));
+    return { recovered: true, entries };
   }
 
   /** Marks everything up to `seq` as stored elsewhere; later entries are kept while trimming allows. */
@@ -110,11 +170,27 @@ export class EventLog {
   trim(now = this.now()): void {
     const oldest = now - this.limits.maxAgeMs;
     const { maxEvents } = this.limits;
-    while (this.size > maxEvents && ((this.entries[this.head] as LogEntry).seq <= this.pinned || this.size > maxEvents * 2)) this.head++;
-    while (this.size > 0 && (this.entries[this.head] as LogEntry).at < oldest) this.head++;
-    if (this.head > 1024 && this.head * 2 > this.entries.length) {
-      this.entries = this.entries.slice(this.head);
+    while (this.size > maxEvents && (this.base + this.head <= this.pinned || this.size > maxEvents * 2)) this.head++;
+    while (this.size > 0 && (this.ats[this.head] as number) < oldest) this.head++;
+    if (this.head > 1024 && this.head * 2 > this.frames.length) {
+      this.frames = this.frames.slice(this.head);
+      this.ats = this.ats.slice(this.head);
+      this.base += this.head;
       this.head = 0;
     }
+  }
+
+  private store(seq: number, frame: string, at: number): void {
+    // An empty log starts wherever it is told (a replica joins a stored log midway).
+    if (this.size === 0) {
+      this.frames = [];
+      this.ats = [];
+      this.head = 0;
+      this.base = seq;
+    }
+    this.frames.push(frame);
+    this.ats.push(at);
+    this.last = seq;
+    this.trim(at);
   }
 }

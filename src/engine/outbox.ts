@@ -60,14 +60,15 @@ export class Outbox {
     this.overflow();
   }
 
-  /** Queues or writes one frame. `event` is given for logged events so lagging deltas can merge. */
-  push(frame: string, event: LoggedEvent | null): void {
+  /** Queues or writes one frame. `entry` is given for logged events so lagging deltas can merge. */
+  push(frame: string, entry: { readonly event: LoggedEvent } | null): void {
     if (this.closed) return;
     if (this.queue.length === 0 && this.sink.bufferedAmount() < this.limits.softBytes) {
       if (!this.sink.write(frame)) this.closed = true;
       return;
     }
-    this.enqueue(frame, event);
+    // Only a lagging client needs the event object (to merge); the fast path above never builds it.
+    this.enqueue(frame, entry ? entry.event : null);
     const buffered = this.sink.bufferedAmount();
     const held = this.queuedBytes + buffered;
     if (held > this.peakBytes) this.peakBytes = held;

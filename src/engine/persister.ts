@@ -34,6 +34,8 @@ export class LogPersister implements OwnerHooks {
   private force = false;
   private saving = false;
   private saveAgain = false;
+  /** A flush is already queued as a microtask: one is enough for any number of events. */
+  private flushQueued = false;
 
   constructor(
     private readonly session: Session,
@@ -51,9 +53,10 @@ export class LogPersister implements OwnerHooks {
 
   /** A new local event. The first token of a turn and every non-token event go out at once. */
   logged(entry: LogEntry): void {
-    const event = entry.event;
-    const urgent = event.type !== "token" || event.turn !== this.lastTokenTurn;
-    if (event.type === "token") this.lastTokenTurn = event.turn;
+    const urgent = entry.type !== "token" || entry.turn !== this.lastTokenTurn;
+    if (entry.type === "token") this.lastTokenTurn = entry.turn ?? null;
+    // An append in flight takes everything logged meanwhile when it completes: nothing to schedule.
+    if (this.inflight || this.flushQueued) return;
     if (urgent || this.options.batchMs === 0) this.schedule(0);
     else if (!this.timer) this.schedule(this.options.batchMs);
   }
@@ -103,7 +106,12 @@ export class LogPersister implements OwnerHooks {
     if (delayMs === 0) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = null;
-      queueMicrotask(() => this.flush());
+      if (this.flushQueued) return;
+      this.flushQueued = true;
+      queueMicrotask(() => {
+        this.flushQueued = false;
+        this.flush();
+      });
       return;
     }
     this.timer = setTimeout(() => {

@@ -122,7 +122,7 @@ export class Session {
 
   private publish(entry: LogEntry): void {
     this.hooks?.logged(entry);
-    for (const attachment of this.attachments) attachment.deliver(entry);
+    this.attachments.forEach(deliverTo, entry);
   }
 
   /**
@@ -136,7 +136,7 @@ export class Session {
     if (!entry) return this.log.lastSeq + 1;
     if (event.type === "turn_start") this.replicaTurn = event.turn;
     else if (event.type === "turn_end" && this.replicaTurn === event.turn) this.replicaTurn = null;
-    for (const attachment of this.attachments) attachment.deliver(entry);
+    this.attachments.forEach(deliverTo, entry);
     return null;
   }
 
@@ -354,4 +354,9 @@ export class Session {
   isIdle(now: number): boolean {
     return this.attachments.size === 0 && !this.activeTurn && now - this.lastActivity > this.ctx.limits.sessionIdleMs;
   }
+}
+
+/** `forEach` callback with the entry as `this`: no iterator object per event on the hot path. */
+function deliverTo(this: LogEntry, attachment: Attachment): void {
+  attachment.deliver(this);
 }

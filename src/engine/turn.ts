@@ -46,7 +46,9 @@ export class Turn {
   private doneOut = 0;
   private stepIn = 0;
   private stepOut = 0;
-  private stepText = "";
+  /** Text deltas of the running step and of steps before it: joined when read, not per token. */
+  private stepParts: string[] = [];
+  private doneText = "";
 
   constructor(
     readonly id: string,
@@ -54,6 +56,13 @@ export class Turn {
     private readonly deps: TurnDeps,
   ) {
     this.record = { id, input, status: "running", text: "", inputTokens: 0, outputTokens: 0, startedAt: Date.now() };
+    // An own enumerable getter while running: JSON (snapshots, forwarding) and readers see the text so far.
+    Object.defineProperty(this.record, "text", { get: () => this.doneText + this.stepText, enumerable: true, configurable: true });
+  }
+
+  private get stepText(): string {
+    if (this.stepParts.length > 1) this.stepParts = [this.stepParts.join("")];
+    return this.stepParts[0] ?? "";
   }
 
   get isEnded(): boolean {
@@ -115,13 +124,12 @@ export class Turn {
   private runStep(step: number): Promise<StepResult> {
     this.stepIn = 0;
     this.stepOut = 0;
-    this.stepText = "";
+    this.stepParts = [];
     const names = new Map<string, string>();
     const sink: StepSink = {
       text: (delta) => {
         if (this.ended || delta.length === 0) return;
-        this.stepText += delta;
-        this.record.text += delta;
+        this.stepParts.push(delta);
         this.deps.emitToken(this.id, delta);
       },
       progress: (stage, message, fraction) => {
@@ -161,10 +169,12 @@ export class Turn {
     this.doneOut += this.stepOut;
     this.stepIn = 0;
     this.stepOut = 0;
-    const message: HistoryMessage = { role: "assistant", text: this.stepText };
+    const text = this.stepText;
+    this.doneText += text;
+    const message: HistoryMessage = { role: "assistant", text };
     if (toolCalls.length > 0) message.toolCalls = toolCalls;
     this.deps.history.push(message);
-    this.stepText = "";
+    this.stepParts = [];
   }
 
   private async runTools(calls: ToolCall[]): Promise<void> {
@@ -230,6 +240,8 @@ export class Turn {
     this.deps.emit({ type: "turn_end", turn: this.id, status, reason });
     this.record.status = status;
     this.record.reason = reason;
+    // Fixed once ended, so the kept record no longer holds on to this turn.
+    Object.defineProperty(this.record, "text", { value: this.doneText + this.stepText, enumerable: true, writable: true, configurable: true });
     this.record.endedAt = Date.now();
     this.controller.abort();
     this.deps.onEnd(this);

@@ -4,9 +4,9 @@ import { Outbox } from "../../src/engine/outbox.js";
 import { FakeSink } from "../helpers/fake-sink.js";
 
 let seq = 0;
-function ev(e: Record<string, unknown>): [string, LoggedEvent] {
+function ev(e: Record<string, unknown>): [string, { event: LoggedEvent }] {
   const event = { ...e, seq: ++seq } as LoggedEvent;
-  return [JSON.stringify(event), event];
+  return [JSON.stringify(event), { event }];
 }
 const push = (box: Outbox, e: Record<string, unknown>) => box.push(...ev(e));
 
