@@ -1,11 +1,12 @@
 // The engine: creates, finds and expires sessions; the one entry point every transport calls.
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { CloseCode, ErrorCode, type ServerMessage } from "../../protocol/index.js";
 import type { Broker } from "../broker/broker.js";
 import { MemoryBroker } from "../broker/broker-memory.js";
 import type { Agent } from "./agent.js";
 import { Attachment } from "./attachment.js";
 import { Cluster, type ClusterOptions, defaultClusterOptions } from "./cluster.js";
+import { RandomIds } from "./ids.js";
 import { type EngineContext, type EngineLimits, defaultLimits } from "./context.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { Session, type SessionSnapshot, type SubmitOutcome } from "./session.js";
@@ -38,6 +39,7 @@ export class Engine {
   private running = 0;
   private readonly sweeper: NodeJS.Timeout;
   private readonly cluster: Cluster;
+  private readonly ids = new RandomIds();
   readonly broker: Broker;
 
   constructor(options: EngineOptions) {
@@ -86,8 +88,8 @@ export class Engine {
   /** Creates a session and its secret token (stored for every node), or null at the session limit. */
   async createSession(): Promise<{ sessionId: string; token: string } | null> {
     if (this.sessions.size >= this.ctx.limits.maxSessions) return null;
-    const sessionId = `s_${randomBytes(12).toString("base64url")}`;
-    const token = randomBytes(24).toString("base64url");
+    const sessionId = `s_${this.ids.next(12)}`;
+    const token = this.ids.next(24);
     const session = new Session(sessionId, token, this.ctx);
     this.sessions.set(sessionId, session);
     try {
