@@ -2,6 +2,7 @@
 import { ErrorCode } from "../../protocol/index.js";
 import type { Engine } from "../engine/index.js";
 import type { CorsPolicy } from "./cors.js";
+import { DEMO_PAGE } from "./demo-page.js";
 import { authorizeRequest } from "./http-messages.js";
 import { extractToken, guard, readRequest, sendError, sendJson } from "./http-util.js";
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./uws.js";
@@ -23,6 +24,11 @@ const notAllowed = (res: HttpResponse) => {
 };
 
 export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: HttpRouteOptions): void {
+  app.get("/", (res) => {
+    res.cork(() => {
+      res.writeStatus("200 OK").writeHeader("content-type", "text/html; charset=utf-8").writeHeader("cache-control", "no-cache").end(DEMO_PAGE);
+    });
+  });
   app.get("/healthz", (res) => sendJson(res, { aborted: false }, 200, { ok: true }));
   app.get("/readyz", (res) => {
     const ready = options.isReady();

@@ -154,3 +154,16 @@ describe("a turn with nobody attached", () => {
     await server.close();
   });
 });
+
+describe("the demo page", () => {
+  it("is served at / and drives the same WebSocket route", async () => {
+    const server = await startTestServer();
+    const res = await fetch(`${server.base}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    const html = await res.text();
+    expect(html).toContain("/v1/sessions/");
+    expect(html).toContain('"agentwire.v1", "bearer." + session.token');
+    await server.close();
+  });
+});
