@@ -42,7 +42,11 @@ function connect() {
     if (typeof m.seq === "number") { if (m.seq <= lastSeq) return; lastSeq = m.seq; }
     if (m.type === "turn_start") current = add("bot", "");
     else if (m.type === "token" && current) current.textContent += m.text;
-    else if (m.type === "tool" && (m.phase === "ready" || m.phase === "result")) add("tool", (m.phase === "ready" ? "calls " + m.name + " " + JSON.stringify(m.args) : "-> " + JSON.stringify(m.output)));
+    else if (m.type === "tool" && (m.phase === "ready" || m.phase === "result")) {
+      add("tool", m.phase === "ready" ? "calls " + m.name + " " + JSON.stringify(m.args) : "-> " + JSON.stringify(m.output));
+      // Text after a tool result continues below it, in the order it was produced.
+      if (m.phase === "result") current = add("bot", "");
+    }
     else if (m.type === "usage") add("meta", m.inputTokens + " in / " + m.outputTokens + " out" + (m.partial ? " (partial)" : ""));
     else if (m.type === "turn_end") { add("meta", m.status + ": " + m.reason); current = null; }
     else if (m.type === "error") add("meta", "error " + m.code + ": " + m.message);
