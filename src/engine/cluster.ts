@@ -70,9 +70,10 @@ export class Cluster {
 
   /** A session created here: store it, take its lease, persist its log from now on. */
   async adopt(session: Session): Promise<void> {
+    // Owned from the start: if the broker is down now, lease renewal reclaims and stores it later.
+    this.own(session, 0);
     await this.broker.saveSession(this.record(session), this.metaTtlMs);
     await this.broker.acquireLease(session.id, this.options.leaseTtlMs);
-    this.own(session, 0);
   }
 
   /** Finds a session another node created: takes it over if nobody owns it, else follows its owner. */

@@ -43,6 +43,14 @@ describe.runIf(run)("a Redis restart in the middle of a turn", () => {
     });
     expect([404, 503]).toContain(refused.status);
 
+    // A session created during the outage works on its node at once...
+    const during2 = (await (await fetch(`${a.base}/v1/sessions`, { method: "POST" })).json()) as { sessionId: string; token: string };
+    const early = await TestClient.connect(TestClient.sessionUrl(a.wsBase, during2, 0));
+    early.send({ type: "input", text: "1 + 2" });
+    await early.next("token");
+    early.send({ type: "cancel" });
+    await early.waitForTurnEnd();
+
     await redis.restart();
     const restartedAt = Date.now();
     const left = () => Math.max(1, restartedAt + 5000 - Date.now());
@@ -61,6 +69,22 @@ describe.runIf(run)("a Redis restart in the middle of a turn", () => {
       },
       left(),
     );
+    // ...and the other nodes find it, with its whole log, once its owner re-registers it (within the 5 s).
+    let lateView: TestClient | null = null;
+    await eventually(
+      "the session made during the outage to be found through B",
+      async () => {
+        lateView = await TestClient.connect(TestClient.sessionUrl(b.wsBase, during2, 0)).catch(() => null);
+        return lateView !== null;
+      },
+      left(),
+    );
+    if (!lateView) throw new Error("unreachable");
+    const view: TestClient = lateView;
+    await view.waitForTurnEnd();
+    expect(logged(view.messages)).toEqual(logged(early.messages));
+    view.close();
+    early.close();
     const viaB = await TestClient.connect(TestClient.sessionUrl(b.wsBase, s, 0));
     const cancel = await fetch(`${b.base}/v1/sessions/${s.sessionId}/messages`, {
       method: "POST",
