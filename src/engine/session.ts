@@ -173,8 +173,10 @@ export class Session {
     this.ownerLink = null;
     this.replicaTurn = null;
     if (orphan) {
-      // State is saved when turns end, so the lost turn's question is known from its turn_start only.
-      this.history.push({ role: "user", text: orphanInput });
+      // State is saved when turns end, so the lost turn's question is usually known from its
+      // turn_start only (unless a configure during the turn saved it already).
+      const last = this.history[this.history.length - 1];
+      if (!(last?.role === "user" && last.text === orphanInput)) this.history.push({ role: "user", text: orphanInput });
       if (orphanText) this.history.push({ role: "assistant", text: orphanText });
       const message = "the node running this turn went away";
       this.emit({ type: "error", turn: orphan, code: ErrorCode.OwnerLost, message, retryable: true });
