@@ -9,7 +9,7 @@ import type { RetryInfo } from "./agents/http-upstream.js";
 import { OpenAIAgent } from "./agents/openai.js";
 import { type Agent, Engine, KeyedRateLimiter, type Logger, type ToolRegistry } from "./engine/index.js";
 import { corsPolicy } from "./transports/cors.js";
-import { registerHttpRoutes } from "./transports/http-routes.js";
+import { registerHttpRoutes, registerNotFound } from "./transports/http-routes.js";
 import { registerSseRoutes } from "./transports/sse-http.js";
 import { type ConnectionStats, registerWebSocketRoute } from "./transports/uws-websocket.js";
 import { NATIVE_UWS_WARNING, isNativeUws, type us_listen_socket, uws } from "./transports/uws.js";
@@ -144,6 +144,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     stats,
   );
+
+  registerNotFound(app);
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(config.HOST, config.PORT, (socket) => {

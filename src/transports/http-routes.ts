@@ -75,3 +75,10 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
     sendJson(res, state, 204, null, headers);
   });
 }
+
+/** Anything no route matched: a JSON 404 rather than uWS's bare connection close. Register last. */
+export function registerNotFound(app: TemplatedApp): void {
+  app.any("/*", (res) => {
+    sendError(res, { aborted: false }, 404, { code: ErrorCode.NotFound, message: "no such route" });
+  });
+}

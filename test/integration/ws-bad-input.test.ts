@@ -125,3 +125,20 @@ describe("connection limits", () => {
     await server.close();
   });
 });
+
+describe("unknown routes", () => {
+  it("answer 404 not_found as JSON, and the real routes still match", async () => {
+    const server = await startTestServer();
+    for (const [method, path] of [["GET", "/nope"], ["POST", "/v1/sessions/s_x/unknown"], ["GET", "/v1"]] as const) {
+      const res = await fetch(`${server.base}${path}`, { method });
+      expect(res.status, path).toBe(404);
+      expect(await res.json(), path).toEqual({ error: { code: "not_found", message: expect.any(String) } });
+    }
+    const s = await server.createSession();
+    const client = await TestClient.connect(TestClient.sessionUrl(server.wsBase, s));
+    expect(await client.next("session")).toMatchObject({ sessionId: s.sessionId });
+    expect((await fetch(`${server.base}/healthz`)).status).toBe(200);
+    client.close();
+    await server.close();
+  });
+});
