@@ -182,6 +182,10 @@ export class MemoryBroker implements Broker {
     });
   }
 
+  onReconnect(): void {
+    // One process: the store never goes away.
+  }
+
   onRequest(handler: (request: NodeRequest) => Promise<unknown>): void {
     this.store.nodes.set(this.nodeId, handler);
   }

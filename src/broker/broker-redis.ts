@@ -238,6 +238,14 @@ export class RedisBroker implements Broker {
     this.handler = handler;
   }
 
+  onReconnect(listener: () => void): void {
+    let connectedBefore = this.cmd.status === "ready";
+    this.cmd.on("ready", () => {
+      if (connectedBefore) listener();
+      connectedBefore = true;
+    });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.probeTimer);

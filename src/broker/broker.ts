@@ -70,6 +70,8 @@ export interface Broker {
   request(nodeId: string, request: NodeRequest, timeoutMs: number): Promise<unknown>;
   /** Serves requests addressed to this node. */
   onRequest(handler: (request: NodeRequest) => Promise<unknown>): void;
+  /** Called each time the link to the shared store comes back after an outage. */
+  onReconnect(listener: () => void): void;
 
   close(): Promise<void>;
 }

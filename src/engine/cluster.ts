@@ -54,6 +54,12 @@ export class Cluster {
       onNotOwner: (s) => void this.reclaim(s),
     };
     broker.onRequest((request) => this.serve(request));
+    // A store that restarted empty forgets our leases and sessions: re-store them now, not at the next renewal.
+    broker.onReconnect(() => {
+      void this.renew();
+      // Appends that failed during the outage wait on a backoff timer: send them now.
+      for (const persister of this.persisters.values()) persister.resync(Number.POSITIVE_INFINITY);
+    });
     const renew = setInterval(() => void this.renew(), Math.max(100, options.leaseTtlMs / 3));
     const watch = setInterval(() => void this.watch(), Math.max(100, Math.min(1000, options.leaseTtlMs / 2)));
     for (const t of [renew, watch]) t.unref();
