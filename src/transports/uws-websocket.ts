@@ -150,6 +150,8 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
 class SocketSink implements Sink {
   private batch: string[] = [];
   private batchBytes = 0;
+  /** The socket's own backlog, read once per tick: nothing reaches the socket until the batch flushes. */
+  private socketBytes = 0;
 
   constructor(
     private readonly ws: WebSocket<UserData>,
@@ -158,7 +160,7 @@ class SocketSink implements Sink {
 
   write(frame: string): boolean {
     if (this.conn.closed) return false;
-    if (this.batch.length === 0) process.nextTick(flushSink, this);
+    if (this.batch.length === 0) this.startBatch();
     this.batch.push(frame);
     this.batchBytes += frame.length;
     return true;
@@ -166,7 +168,7 @@ class SocketSink implements Sink {
 
   writeMany(frames: readonly string[]): boolean {
     if (this.conn.closed) return false;
-    if (this.batch.length === 0 && frames.length > 0) process.nextTick(flushSink, this);
+    if (this.batch.length === 0 && frames.length > 0) this.startBatch();
     for (const frame of frames) {
       this.batch.push(frame);
       this.batchBytes += frame.length;
@@ -175,7 +177,13 @@ class SocketSink implements Sink {
   }
 
   bufferedAmount(): number {
-    return this.conn.closed ? 0 : this.ws.getBufferedAmount() + this.batchBytes;
+    if (this.conn.closed) return 0;
+    return this.batch.length > 0 ? this.socketBytes + this.batchBytes : this.ws.getBufferedAmount();
+  }
+
+  private startBatch(): void {
+    this.socketBytes = this.ws.getBufferedAmount();
+    process.nextTick(flushSink, this);
   }
 
   close(code: number, reason: string): void {
