@@ -21,6 +21,8 @@ export interface ClusterOptions {
 export const defaultClusterOptions: ClusterOptions = { leaseTtlMs: 5000, forwardTimeoutMs: 3000, batchMs: 0 };
 
 const READ_BATCH = 1000;
+/** A replica with no client and no message for this long stops following its session. */
+const REPLICA_IDLE_MS = 30_000;
 
 interface Replica {
   holder: string;
@@ -119,6 +121,7 @@ export class Cluster {
 
   /** Asks the owner node of a replica for something (snapshot, turn record, delete). */
   async ask(session: Session, kind: string, body: unknown): Promise<unknown> {
+    session.touch();
     const holder = this.replicas.get(session.id)?.holder;
     if (!holder) throw new Error("not a replica");
     return this.broker.request(holder, { kind, sessionId: session.id, body }, this.options.forwardTimeoutMs);
@@ -296,7 +299,8 @@ export class Cluster {
     for (const [id, replica] of [...this.replicas]) {
       const session = this.sessions.get(id);
       if (!session) continue;
-      if (session.attachments.size === 0 && !replica.filling) {
+      // Kept a while after its last client or message, so a polling client does not rebuild it each time.
+      if (session.attachments.size === 0 && !replica.filling && this.ctx.now() - session.lastActivity > REPLICA_IDLE_MS) {
         this.replicas.delete(id);
         this.sessions.delete(id);
         void replica.unsubscribe?.();
