@@ -1,14 +1,11 @@
 // Anthropic agent end to end: a real server on port 0 streaming from a fake Messages API upstream to a real ws client.
-import { Writable } from "node:stream";
 import { performance } from "node:perf_hooks";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ServerMessage } from "../../protocol/index.js";
-import { configFrom } from "../../src/config.js";
 import { calculatorTool, clockTool } from "../../src/engine/tools.js";
-import { createLogger } from "../../src/log.js";
-import { type RunningServer, startServer } from "../../src/server.js";
 import { FakeProvider, type Handler, anthropic, drip, gated, respond, stream } from "../helpers/fake-provider.js";
 import { fixture } from "../helpers/fake-upstream.js";
+import { kinds, providerHarness, times, withoutSeq } from "../helpers/provider-e2e.js";
 import { TestClient, logged, turnText } from "../helpers/ws-client.js";
 
 const KEY = "sk-ant-e2e-0123456789";
@@ -18,49 +15,7 @@ const FIXTURE_EVENTS = fixture("anthropic-messages-text.sse").split(/(?<=\n\n)/)
 const SERVER_TOOLS = [calculatorTool, clockTool].map(({ declaration: d }) => ({ name: d.name, description: d.description, input_schema: d.parameters }));
 const userText = (text: string) => ({ role: "user", content: [{ type: "text", text }] });
 
-let provider: FakeProvider | undefined;
-let server: RunningServer | undefined;
-let client: TestClient | undefined;
-afterEach(async () => {
-  client?.close();
-  await server?.close();
-  await provider?.close();
-  [client, server, provider] = [undefined, undefined, undefined];
-});
-
-/** Fake upstream, agentwire configured for it (logging into `logs`), one session and its ws client. */
-async function setup(script: Handler[], apiKey = KEY) {
-  const fake = await FakeProvider.start(script);
-  provider = fake;
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      logs.push(String(chunk));
-      done();
-    },
-  });
-  const config = configFrom({
-    PORT: 0,
-    HOST: "127.0.0.1",
-    LOG_LEVEL: "trace",
-    AGENTWIRE_AGENT: "anthropic",
-    ANTHROPIC_BASE_URL: fake.url,
-    ANTHROPIC_API_KEY: apiKey,
-    AGENTWIRE_MODEL: "m",
-  });
-  server = await startServer({ config, logger: createLogger("trace", sink) });
-  const res = await fetch(`http://127.0.0.1:${server.port}/v1/sessions`, { method: "POST" });
-  const session = (await res.json()) as { sessionId: string; token: string };
-  const ws = await TestClient.connect(TestClient.sessionUrl(`ws://127.0.0.1:${server.port}`, session));
-  client = ws;
-  await ws.next("session");
-  return { fake, ws, logs };
-}
-
-/** Logged events as `type` (or `tool:phase`), in order. */
-const kinds = (ms: ServerMessage[]) => logged(ms).map((e) => (e.type === "tool" ? `tool:${e.phase}` : e.type));
-const times = (n: number, kind: string): string[] => Array.from({ length: n }, () => kind);
-const withoutSeq = ({ seq: _seq, ...rest }: ServerMessage & { seq: number }) => rest;
+const setup = providerHarness((url, apiKey) => ({ AGENTWIRE_AGENT: "anthropic", ANTHROPIC_BASE_URL: url, ANTHROPIC_API_KEY: apiKey }), KEY);
 
 describe("Anthropic agent through the real server", () => {
   it("text turn: tokens are the fixture's text, exact usage, completed; the body is a Messages request with x-api-key", async () => {
