@@ -1,6 +1,5 @@
 // Composition root: config -> agent -> engine -> transports -> listen.
 import type { Broker } from "./broker/broker.js";
-import { MemoryBroker } from "./broker/broker-memory.js";
 import { RedisBroker } from "./broker/broker-redis.js";
 import type { Config } from "./config.js";
 import { AnthropicAgent } from "./agents/anthropic.js";
@@ -26,7 +25,8 @@ export interface ServerOptions {
 export interface RunningServer {
   port: number;
   engine: Engine;
-  broker: Broker;
+  /** Null when the node stands alone (no Redis configured). */
+  broker: Broker | null;
   nativeUws: boolean;
   /** Tells clients to reconnect elsewhere, closes every link and stops listening. */
   close(): Promise<void>;
@@ -69,7 +69,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const agent = options.agent ?? createAgent(config, logger);
   const broker = createBroker(config, logger);
   const engine = new Engine({
-    broker,
+    broker: broker ?? undefined,
+    nodeId: config.AGENTWIRE_NODE_ID,
     cluster: { leaseTtlMs: config.AGENTWIRE_LEASE_TTL_MS, forwardTimeoutMs: config.AGENTWIRE_FORWARD_TIMEOUT_MS, batchMs: config.AGENTWIRE_REDIS_BATCH_MS },
     agent,
     tools: options.tools,
@@ -100,7 +101,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const corsOrigins = config.AGENTWIRE_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean);
   registerHttpRoutes(app, engine, {
     cors: corsPolicy(corsOrigins),
-    isReady: () => broker.isReady(),
+    isReady: () => broker?.isReady() ?? true,
     metrics: () =>
       [
         "# TYPE agentwire_sessions gauge",
@@ -112,7 +113,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         "# TYPE agentwire_sse_streams gauge",
         `agentwire_sse_streams ${stats.sseStreams}`,
         "# TYPE agentwire_broker_ready gauge",
-        `agentwire_broker_ready ${broker.isReady() ? 1 : 0}`,
+        `agentwire_broker_ready ${(broker?.isReady() ?? true) ? 1 : 0}`,
         "# TYPE agentwire_native_uws gauge",
         `agentwire_native_uws ${nativeUws ? 1 : 0}`,
         "",
@@ -154,7 +155,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
   });
   const port = uws.us_socket_local_port(listenSocket);
-  logger.info({ port, host: config.HOST, agent: agent.name, nativeUws, node: broker.nodeId, broker: broker instanceof RedisBroker ? "redis" : "memory" }, "agentwire listening");
+  logger.info({ port, host: config.HOST, agent: agent.name, nativeUws, node: engine.nodeId, broker: broker ? "redis" : "none" }, "agentwire listening");
 
   return {
     port,
@@ -165,13 +166,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       uws.us_listen_socket_close(listenSocket);
       engine.drain(config.AGENTWIRE_DRAIN_RECONNECT_MS);
       await engine.shutdown();
-      await broker.close();
+      await broker?.close();
     },
   };
 }
 
-/** Redis when REDIS_URL or a cluster node list is set; else the in-process broker (one node). */
-export function createBroker(config: Config, logger: Logger): Broker {
+/** Redis when REDIS_URL or a cluster node list is set; else none: the node stands alone. */
+export function createBroker(config: Config, logger: Logger): Broker | null {
   const nodeId = config.AGENTWIRE_NODE_ID;
   if (config.REDIS_URL || config.AGENTWIRE_REDIS_CLUSTER_NODES) {
     return new RedisBroker({
@@ -183,5 +184,5 @@ export function createBroker(config: Config, logger: Logger): Broker {
       logger,
     });
   }
-  return new MemoryBroker(undefined, nodeId);
+  return null;
 }

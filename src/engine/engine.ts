@@ -2,7 +2,6 @@
 import { timingSafeEqual } from "node:crypto";
 import { CloseCode, ErrorCode, type ServerMessage } from "../../protocol/index.js";
 import type { Broker } from "../broker/broker.js";
-import { MemoryBroker } from "../broker/broker-memory.js";
 import type { Agent } from "./agent.js";
 import { Attachment } from "./attachment.js";
 import { Cluster, type ClusterOptions, defaultClusterOptions } from "./cluster.js";
@@ -23,8 +22,13 @@ export interface EngineOptions {
   heartbeatMs?: number;
   logger?: Logger;
   now?: () => number;
-  /** Where sessions, leases and logs are shared with other nodes. @default a MemoryBroker (one node) */
+  /**
+   * Where sessions, leases and logs are shared with other nodes. Without one the engine stands
+   * alone: nothing is stored twice, no lease is kept, and no event is copied anywhere.
+   */
   broker?: Broker;
+  /** Names this node in logs when there is no broker (a broker brings its own id). */
+  nodeId?: string;
   cluster?: Partial<ClusterOptions>;
 }
 
@@ -38,9 +42,11 @@ export class Engine {
   private readonly ctx: EngineContext;
   private running = 0;
   private readonly sweeper: NodeJS.Timeout;
-  private readonly cluster: Cluster;
+  /** Null when standalone: one node needs no leases, replicas or stored copy of its logs. */
+  private readonly cluster: Cluster | null;
   private readonly ids = new RandomIds();
-  readonly broker: Broker;
+  readonly broker: Broker | null;
+  readonly nodeId: string;
 
   constructor(options: EngineOptions) {
     const limits = { ...defaultLimits, ...options.limits };
@@ -62,8 +68,11 @@ export class Engine {
         this.running--;
       },
     };
-    this.broker = options.broker ?? new MemoryBroker();
-    this.cluster = new Cluster(this.broker, this.ctx, this.sessions, { ...defaultClusterOptions, ...options.cluster }, (id) => this.endLocal(id, true));
+    this.broker = options.broker ?? null;
+    this.nodeId = this.broker?.nodeId ?? options.nodeId ?? `n_${this.ids.next(8)}`;
+    this.cluster = this.broker
+      ? new Cluster(this.broker, this.ctx, this.sessions, { ...defaultClusterOptions, ...options.cluster }, (id) => this.endLocal(id, true))
+      : null;
     const sweepMs = Math.max(1000, Math.min(30_000, limits.sessionIdleMs / 4));
     this.sweeper = setInterval(() => this.expireIdle(), sweepMs);
     this.sweeper.unref();
@@ -81,10 +90,6 @@ export class Engine {
     return this.running;
   }
 
-  get nodeId(): string {
-    return this.broker.nodeId;
-  }
-
   /** Creates a session and its secret token (stored for every node), or null at the session limit. */
   async createSession(): Promise<{ sessionId: string; token: string } | null> {
     if (this.sessions.size >= this.ctx.limits.maxSessions) return null;
@@ -92,14 +97,19 @@ export class Engine {
     const token = this.ids.next(24);
     const session = new Session(sessionId, token, this.ctx);
     this.sessions.set(sessionId, session);
+    if (this.cluster) await this.adopt(this.cluster, session);
+    this.ctx.logger.info({ sessionId }, "session created");
+    return { sessionId, token };
+  }
+
+  private async adopt(cluster: Cluster, session: Session): Promise<void> {
+    const sessionId = session.id;
     try {
-      await this.cluster.adopt(session);
+      await cluster.adopt(session);
     } catch (err) {
       // The broker is down: the session still works here; other nodes learn of it once it is back.
       this.ctx.logger.warn({ sessionId, err: (err as Error).message }, "session not yet shared with other nodes");
     }
-    this.ctx.logger.info({ sessionId }, "session created");
-    return { sessionId, token };
   }
 
   /** Checks the token of a session held here, in constant time. Sessions of other nodes: `authorizeAny`. */
@@ -114,6 +124,7 @@ export class Engine {
     const local = this.sessions.get(sessionId);
     if (local) return checkToken(local, token);
     if (token === undefined) return { ok: false, code: ErrorCode.Forbidden };
+    if (!this.cluster) return { ok: false, code: ErrorCode.SessionNotFound };
     let session: Session | null;
     try {
       session = await this.cluster.open(sessionId);
@@ -131,13 +142,13 @@ export class Engine {
 
   /** The session's snapshot, from its owner wherever that is. */
   async snapshot(session: Session): Promise<SessionSnapshot> {
-    if (session.role === "owner") return session.snapshot();
+    if (session.role === "owner" || !this.cluster) return session.snapshot();
     return (await this.cluster.ask(session, "snapshot", null)) as SessionSnapshot;
   }
 
   /** One turn's record (status, text so far, usage), from the session's owner. */
   async turnRecord(session: Session, turnId: string): Promise<TurnRecord | undefined> {
-    if (session.role === "owner") return session.turn(turnId);
+    if (session.role === "owner" || !this.cluster) return session.turn(turnId);
     return ((await this.cluster.ask(session, "turn", turnId)) as TurnRecord | null) ?? undefined;
   }
 
@@ -157,7 +168,7 @@ export class Engine {
   async deleteSession(sessionId: string): Promise<boolean> {
     const session = this.sessions.get(sessionId);
     if (!session) return false;
-    if (session.role === "replica") {
+    if (session.role === "replica" && this.cluster) {
       await this.cluster.ask(session, "delete", null).catch(() => undefined);
     }
     this.endLocal(sessionId, session.role === "owner");
@@ -169,7 +180,7 @@ export class Engine {
     if (!session) return;
     this.sessions.delete(sessionId);
     session.end(CloseCode.SessionEnded, "session_ended");
-    this.cluster.forget(session, deleteStored);
+    this.cluster?.forget(session, deleteStored);
     this.ctx.logger.info({ sessionId }, "session deleted");
   }
 
@@ -186,15 +197,15 @@ export class Engine {
 
   /** Graceful stop: stops persisting, hands this node's sessions back to the cluster, then closes. */
   async shutdown(timeoutMs = 2000): Promise<void> {
-    this.cluster.close();
-    await this.cluster.release(timeoutMs);
+    this.cluster?.close();
+    await this.cluster?.release(timeoutMs);
     this.close();
   }
 
   /** Stops timers and cancels running turns. */
   close(): void {
     clearInterval(this.sweeper);
-    this.cluster.close();
+    this.cluster?.close();
     for (const session of this.sessions.values()) session.end(CloseCode.GoingAway, "server_closing");
     this.sessions.clear();
   }
@@ -206,7 +217,7 @@ export class Engine {
       if (session.role !== "owner" || !session.isIdle(now)) continue;
       this.sessions.delete(id);
       session.end(CloseCode.SessionEnded, "session_expired");
-      this.cluster.forget(session, true);
+      this.cluster?.forget(session, true);
       expired++;
     }
     if (expired > 0) this.ctx.logger.info({ expired }, "idle sessions expired");
