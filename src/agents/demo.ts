@@ -20,7 +20,7 @@ export interface DemoPlan {
   intro: string[];
   call: DemoCall;
   /** The reply tokens, given the tool's output. */
-  reply(output: string, isError: boolean): string[];
+  reply(output: string, isError: boolean): DemoReply;
 }
 
 const FILLER = (
@@ -28,6 +28,30 @@ const FILLER = (
   "resume exactly where it left off, so nothing is lost and nothing is repeated, even when the network " +
   "blinks or the reader is slow. Cancel stops the work at once and still reports the usage so far."
 ).split(" ");
+/** The filler words as tokens (leading space), made once: a long reply allocates nothing per token. */
+const FILLER_TOKENS = FILLER.map((word) => ` ${word}`);
+
+/** A reply's tokens, read by index: the head sentence, then `fillerCount` filler words from `offset`. */
+export class DemoReply implements Iterable<string> {
+  constructor(
+    private readonly head: readonly string[],
+    private readonly offset: number,
+    private readonly fillerCount: number,
+  ) {}
+
+  get length(): number {
+    return this.head.length + this.fillerCount;
+  }
+
+  at(i: number): string {
+    const h = this.head.length;
+    return i < h ? (this.head[i] as string) : (FILLER_TOKENS[(this.offset + i - h) % FILLER_TOKENS.length] as string);
+  }
+
+  *[Symbol.iterator](): Iterator<string> {
+    for (let i = 0; i < this.length; i++) yield this.at(i);
+  }
+}
 
 /** A tool output as a person would say it: a lone field's value, else the JSON. */
 function spoken(output: string): string {
@@ -90,15 +114,13 @@ export function planDemo(input: string, seed: number, replyWords: number, client
   // The seed picks which sentence the reply starts with; the paragraph then repeats as needed.
   const starts = FILLER.flatMap((word, i) => (/^[A-Z]/.test(word) ? [i] : []));
   const offset = starts[Math.floor(random() * starts.length)] as number;
-  const filler: string[] = [];
-  for (let i = 0; i < replyWords; i++) filler.push(FILLER[(offset + i) % FILLER.length] as string);
   return {
     intro: tokenize(intro),
     call,
     reply(output, isError) {
       const head = isError ? `The ${call.name} tool failed: ${output}.` : `The ${call.name} tool says ${spoken(output)}.`;
       // Leading space: this text continues the intro of the first step.
-      return tokenize(` ${head} ${filler.join(" ")}`.trimEnd());
+      return new DemoReply(tokenize(` ${head}`), offset, replyWords);
     },
   };
 }
@@ -148,10 +170,11 @@ export class DemoAgent implements Agent {
       return { finish: "tool_calls", toolCalls: [{ id: callId, name: plan.call.name, args: JSON.parse(plan.call.argsChunks.join("")) }] };
     }
     sink.progress("writing", "writing the answer", 0.7);
-    for (const token of plan.reply(last.output, last.isError)) {
+    const reply = plan.reply(last.output, last.isError);
+    for (let i = 0; i < reply.length; i++) {
       const wait = pace.next();
       if (wait) await wait;
-      sink.text(token);
+      sink.text(reply.at(i));
       sink.usage(inputTokens, ++outputTokens);
     }
     return { finish: "stop", toolCalls: [] };
@@ -180,7 +203,7 @@ class Pacer {
     if (this.signal.aborted) return Promise.reject(abortError(this.signal));
     if (this.delayMs === 0) {
       // Yield to I/O every few units so cancel and other sessions get a turn even at full speed.
-      if (++this.count % 32 !== 0) return undefined;
+      if (++this.count % 256 !== 0) return undefined;
       return new Promise((resolve) => setImmediate(resolve));
     }
     return new Promise((resolve, reject) => {

@@ -13,6 +13,9 @@ export interface SseSinkOptions {
 
 const HEARTBEAT = ": heartbeat\n\n";
 
+/** Pending event text this long goes to the socket at once, mid-tick: one syscall per batch. */
+const BATCH_FLUSH_CHARS = 8 * 1024;
+
 /**
  * Written when uWS reports the socket writable again. Once an onWritable handler is registered, uWS
  * only drains its own buffer when something is written, and an empty write is a no-op.
@@ -33,6 +36,7 @@ export class SseSink implements Sink {
   private backlog = 0;
   /** Events written in this tick: they leave together in one corked write (one syscall, not one per token). */
   private pending = "";
+  private scheduled = false;
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
@@ -90,16 +94,25 @@ export class SseSink implements Sink {
 
   /** Sends what this tick wrote, then lets the outbox continue (uWS reports no drain unless it backed up). */
   flush(): void {
+    this.scheduled = false;
     const chunk = this.pending;
-    if (chunk.length === 0) return;
     this.pending = "";
     this.push(chunk);
     this.attachment?.drained();
   }
 
+  /** Adds to this tick's batch; a full batch leaves at once, without calling back into the engine. */
   private enqueue(chunk: string): void {
-    if (this.pending.length === 0) process.nextTick(flushSse, this);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(flushSse, this);
+    }
     this.pending += chunk;
+    if (this.pending.length >= BATCH_FLUSH_CHARS) {
+      const full = this.pending;
+      this.pending = "";
+      this.push(full);
+    }
   }
 
   /** Ends the response. SSE has no close code, so a comment carries it for people and raw readers; EventSource reconnects. */

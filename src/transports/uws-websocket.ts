@@ -143,15 +143,20 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
   });
 }
 
+/** A batch this big goes to the socket at once (uWS's cork buffer holds 16 KB): one syscall each. */
+const BATCH_FLUSH_BYTES = 8 * 1024;
+
 /**
- * The engine's view of a socket. Frames written in one tick go out together in one corked batch
- * (one syscall instead of one per token). A send on a closed socket is a normal disconnect.
+ * The engine's view of a socket. Frames written in one tick go out together in corked batches of
+ * up to BATCH_FLUSH_BYTES (one syscall instead of one per token). A send on a closed socket is a
+ * normal disconnect.
  */
 class SocketSink implements Sink {
   private batch: string[] = [];
   private batchBytes = 0;
-  /** The socket's own backlog, read once per tick: nothing reaches the socket until the batch flushes. */
+  /** The socket's own backlog as of the last send: nothing reaches the socket until a batch goes. */
   private socketBytes = 0;
+  private scheduled = false;
 
   constructor(
     private readonly ws: WebSocket<UserData>,
@@ -160,40 +165,54 @@ class SocketSink implements Sink {
 
   write(frame: string): boolean {
     if (this.conn.closed) return false;
-    if (this.batch.length === 0) this.startBatch();
+    if (!this.scheduled) this.schedule();
     this.batch.push(frame);
     this.batchBytes += frame.length;
+    if (this.batchBytes >= BATCH_FLUSH_BYTES) this.send();
     return true;
   }
 
   writeMany(frames: readonly string[]): boolean {
     if (this.conn.closed) return false;
-    if (this.batch.length === 0 && frames.length > 0) this.startBatch();
+    if (frames.length === 0) return true;
+    if (!this.scheduled) this.schedule();
     for (const frame of frames) {
       this.batch.push(frame);
       this.batchBytes += frame.length;
+      if (this.batchBytes >= BATCH_FLUSH_BYTES) this.send();
     }
     return true;
   }
 
   bufferedAmount(): number {
     if (this.conn.closed) return 0;
-    return this.batch.length > 0 ? this.socketBytes + this.batchBytes : this.ws.getBufferedAmount();
+    return this.scheduled ? this.socketBytes + this.batchBytes : this.ws.getBufferedAmount();
   }
 
-  private startBatch(): void {
+  private schedule(): void {
+    this.scheduled = true;
     this.socketBytes = this.ws.getBufferedAmount();
     process.nextTick(flushSink, this);
   }
 
   close(code: number, reason: string): void {
     if (this.conn.closed) return;
-    this.flush();
+    this.send();
     this.conn.closed = true;
     this.ws.end(code, reason);
   }
 
+  /** End of the tick: the rest of the batch goes out, and the outbox may write what it held back. */
   flush(): void {
+    this.scheduled = false;
+    this.send();
+    // Frames the outbox held back while the batch counted as buffered can go now; uWS would
+    // only say so itself (drain) if the socket had backed up.
+    if (!this.conn.closed) this.conn.attachment?.drained();
+  }
+
+  /** Writes the batch in one cork. Never calls back into the engine: it may be mid-write. */
+  private send(): void {
     const frames = this.batch;
     if (frames.length === 0) return;
     this.batch = [];
@@ -203,9 +222,7 @@ class SocketSink implements Sink {
     ws.cork(() => {
       for (const frame of frames) ws.send(frame, false, false);
     });
-    // Frames the outbox held back while this batch counted as buffered can go now; uWS would
-    // only say so itself (drain) if the socket had backed up.
-    this.conn.attachment?.drained();
+    this.socketBytes = ws.getBufferedAmount();
   }
 }
 
