@@ -1,5 +1,6 @@
 // The session's event log: gap-free seq numbers, bounded by count and by age, replayable after any seq.
 import type { LoggedEvent, LoggedEventInput } from "../../protocol/index.js";
+import { TextArena } from "./text-arena.js";
 
 export interface LogEntry {
   readonly seq: number;
@@ -28,6 +29,11 @@ class TokenEntry implements LogEntry {
   get event(): LoggedEvent {
     return { type: "token", seq: this.seq, turn: this.turn, text: this.text };
   }
+}
+
+/** A token's frame. Turn ids are ours (`t` and digits) and need no escaping. */
+function tokenFrame(seq: number, turn: string, text: string): string {
+  return `{"type":"token","seq":${seq},"turn":"${turn}","text":${JSON.stringify(text)}}`;
 }
 
 function plainEntry(seq: number, at: number, event: LoggedEvent, frame: string): LogEntry {
@@ -73,12 +79,21 @@ export type ReplayResult = { recovered: true; entries: LogEntry[] } | { recovere
 
 export class EventLog {
   /**
-   * Only the frames and their times are kept, in parallel arrays: one retained string per event
-   * instead of a few objects, which keeps the garbage collector's work per token small. Seqs are
-   * contiguous, so the seq of `frames[i]` is `base + i`.
+   * Per entry, in parallel arrays (the seq of entry `i` is `base + i`, seqs being contiguous):
+   * - `items[i]`: the serialized frame, or for a token only its turn id (a shared string);
+   * - `marks[i]`: for a token, the end of its text in `texts` (>= 0); otherwise `-1 - end`, the
+   *   text end as of that entry, so a token's start is always the previous entry's end;
+   * - `ats[i]`: when it was logged.
+   * A token therefore retains no object of its own: its text lives in a few long arena strings and
+   * its frame is rebuilt when read back. That keeps the garbage collector's work per token small
+   * with tens of thousands of events held per session.
    */
-  private frames: string[] = [];
+  private items: string[] = [];
+  private marks: number[] = [];
   private ats: number[] = [];
+  private readonly texts = new TextArena();
+  /** Text end before `items[0]`. */
+  private baseEnd = 0;
   private base = 1;
   /**
    * Entries after this seq are not yet in the broker: count trimming keeps them (up to twice the
@@ -104,7 +119,7 @@ export class EventLog {
   }
 
   get size(): number {
-    return this.frames.length - this.head;
+    return this.items.length - this.head;
   }
 
   append(input: LoggedEventInput): LogEntry {
@@ -115,16 +130,16 @@ export class EventLog {
     const event = { type, seq, ...rest } as LoggedEvent;
     const frame = JSON.stringify(event);
     const at = this.now();
-    this.store(seq, frame, at);
+    this.storeFrame(seq, frame, at);
     return plainEntry(seq, at, event, frame);
   }
 
-  /** The hot path: one frame per token, built without a generic serializer pass. Turn ids need no escaping. */
+  /** The hot path: one frame per token, built without a generic serializer pass. */
   appendToken(turn: string, text: string): LogEntry {
     const seq = this.last + 1;
-    const frame = `{"type":"token","seq":${seq},"turn":"${turn}","text":${JSON.stringify(text)}}`;
+    const frame = tokenFrame(seq, turn, text);
     const at = this.now();
-    this.store(seq, frame, at);
+    this.storeToken(seq, turn, text, at);
     return new TokenEntry(seq, at, frame, turn, text);
   }
 
@@ -136,17 +151,18 @@ export class EventLog {
   insert(seq: number, frame: string, event: LoggedEvent): LogEntry | null {
     if (this.size > 0 ? seq !== this.last + 1 : seq <= this.last) return null;
     const at = this.now();
-    this.store(seq, frame, at);
+    if (event.type === "token" && event.from === undefined) {
+      this.storeToken(seq, event.turn, event.text, at);
+      return new TokenEntry(seq, at, frame, event.turn, event.text);
+    }
+    this.storeFrame(seq, frame, at);
     return plainEntry(seq, at, event, frame);
   }
 
   /** Forgets everything and continues after `lastSeq`: the events before it cannot be had anymore. */
   reset(lastSeq: number): void {
-    this.frames = [];
-    this.ats = [];
-    this.head = 0;
+    this.clear(lastSeq + 1);
     this.last = lastSeq;
-    this.base = lastSeq + 1;
   }
 
   /** Entries with seq > afterSeq (at most `limit`), or `recovered: false` when some were already dropped. */
@@ -155,9 +171,9 @@ export class EventLog {
     if (afterSeq > this.last) return { recovered: false, entries: [] };
     if (afterSeq < this.firstSeq - 1) return { recovered: false, entries: [] };
     const start = this.head + (afterSeq - (this.firstSeq - 1));
-    const end = Math.min(this.frames.length, start + limit);
+    const end = Math.min(this.items.length, start + limit);
     const entries: LogEntry[] = [];
-    for (let i = start; i < end; i++) entries.push(new StoredEntry(this.base + i, this.ats[i] as number, this.frames[i] as string));
+    for (let i = start; i < end; i++) entries.push(this.entryAt(i));
     return { recovered: true, entries };
   }
 
@@ -170,25 +186,68 @@ export class EventLog {
   trim(now = this.now()): void {
     const oldest = now - this.limits.maxAgeMs;
     const { maxEvents } = this.limits;
+    const head = this.head;
     while (this.size > maxEvents && (this.base + this.head <= this.pinned || this.size > maxEvents * 2)) this.head++;
     while (this.size > 0 && (this.ats[this.head] as number) < oldest) this.head++;
-    if (this.head > 1024 && this.head * 2 > this.frames.length) {
-      this.frames = this.frames.slice(this.head);
+    if (this.head === head) return;
+    this.texts.dropBefore(this.endBefore(this.head));
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.baseEnd = this.endBefore(this.head);
+      this.items = this.items.slice(this.head);
+      this.marks = this.marks.slice(this.head);
       this.ats = this.ats.slice(this.head);
       this.base += this.head;
       this.head = 0;
     }
   }
 
-  private store(seq: number, frame: string, at: number): void {
-    // An empty log starts wherever it is told (a replica joins a stored log midway).
-    if (this.size === 0) {
-      this.frames = [];
-      this.ats = [];
-      this.head = 0;
-      this.base = seq;
-    }
-    this.frames.push(frame);
+  private entryAt(i: number): LogEntry {
+    const seq = this.base + i;
+    const at = this.ats[i] as number;
+    const item = this.items[i] as string;
+    const mark = this.marks[i] as number;
+    if (mark < 0) return new StoredEntry(seq, at, item);
+    const text = this.texts.slice(this.endBefore(i), mark);
+    return new TokenEntry(seq, at, tokenFrame(seq, item, text), item, text);
+  }
+
+  /** The text end before entry `i`: where a token at `i` starts. */
+  private endBefore(i: number): number {
+    if (i === 0) return this.baseEnd;
+    const mark = this.marks[i - 1] as number;
+    return mark >= 0 ? mark : -1 - mark;
+  }
+
+  private storeFrame(seq: number, frame: string, at: number): void {
+    this.startAt(seq);
+    this.items.push(frame);
+    this.marks.push(-1 - this.texts.end);
+    this.stored(seq, at);
+  }
+
+  private storeToken(seq: number, turn: string, text: string, at: number): void {
+    this.startAt(seq);
+    this.items.push(turn);
+    this.marks.push(this.texts.add(text));
+    this.stored(seq, at);
+  }
+
+  /** An empty log starts wherever it is told (a replica joins a stored log midway). */
+  private startAt(seq: number): void {
+    if (this.size === 0) this.clear(seq);
+  }
+
+  private clear(base: number): void {
+    this.items = [];
+    this.marks = [];
+    this.ats = [];
+    this.texts.clear();
+    this.baseEnd = this.texts.end;
+    this.head = 0;
+    this.base = base;
+  }
+
+  private stored(seq: number, at: number): void {
     this.ats.push(at);
     this.last = seq;
     this.trim(at);

@@ -70,3 +70,38 @@ describe("EventLog pinning", () => {
     expect(log.firstSeq).toBe(6);
   });
 });
+
+describe("EventLog token storage", () => {
+  /** Deltas that need escaping, span several code units, or are empty-looking. */
+  const deltas = [" hello", '"quoted"', "\\", "\n", " 😀", "é", " ", "x".repeat(300), "\u2028"];
+
+  it("reads back every frame exactly as it was first written, across trims and mixed events", () => {
+    const log = new EventLog({ maxEvents: 700, maxAgeMs: 60_000 });
+    const written = new Map<number, string>();
+    for (let i = 0; i < 5000; i++) {
+      const entry =
+        i % 97 === 0
+          ? log.append({ type: "progress", turn: `t${1 + (i >> 10)}`, stage: "s", message: `m${i}`, fraction: 0.5 })
+          : log.append(token(deltas[i % deltas.length] as string));
+      written.set(entry.seq, entry.frame);
+      if (i % 333 === 0) {
+        // Readers in the middle of writing (persister, replay) must see the tail exactly too.
+        for (const e of log.after(log.firstSeq - 1).entries) expect(e.frame).toBe(written.get(e.seq));
+      }
+    }
+    const replay = log.after(log.firstSeq - 1);
+    expect(replay.entries.length).toBe(700);
+    for (const e of replay.entries) {
+      expect(e.frame).toBe(written.get(e.seq));
+      expect(e.event).toEqual(JSON.parse(written.get(e.seq) as string));
+      expect(e.type).toBe(e.event.type);
+    }
+  });
+
+  it("stores tokens inserted from another node's log the same way", () => {
+    const log = new EventLog({ maxEvents: 100, maxAgeMs: 60_000 });
+    const frames = ['{"type":"token","seq":41,"turn":"t3","text":" a\\"b"}', '{"type":"turn_end","seq":42,"turn":"t3","status":"completed","reason":"stop"}'];
+    for (const [i, frame] of frames.entries()) expect(log.insert(41 + i, frame, JSON.parse(frame))?.seq).toBe(41 + i);
+    expect(log.after(40).entries.map((e) => e.frame)).toEqual(frames);
+  });
+});
