@@ -1,6 +1,7 @@
 // One turn: runs agent steps and tools until a final answer, and ends with exactly one turn_end.
 import { ErrorCode, type LoggedEventInput, type ToolDeclaration, type TurnStatus } from "../../protocol/index.js";
 import { type Agent, AgentError, type HistoryMessage, type StepResult, type StepSink, type ToolCall } from "./agent.js";
+import { TextArena } from "./text-arena.js";
 import type { ToolRegistry } from "./tools.js";
 
 export interface TurnRecord {
@@ -46,9 +47,10 @@ export class Turn {
   private doneOut = 0;
   private stepIn = 0;
   private stepOut = 0;
-  /** Text deltas of the running step and of steps before it: joined when read, not per token. */
-  private stepParts: string[] = [];
-  private doneText = "";
+  /** Every text delta of the turn, joined in chunks (not one retained string per token); read rarely. */
+  private readonly texts = new TextArena();
+  /** Where the running step's text starts in `texts`. */
+  private stepStart = 0;
 
   constructor(
     readonly id: string,
@@ -57,12 +59,15 @@ export class Turn {
   ) {
     this.record = { id, input, status: "running", text: "", inputTokens: 0, outputTokens: 0, startedAt: Date.now() };
     // An own enumerable getter while running: JSON (snapshots, forwarding) and readers see the text so far.
-    Object.defineProperty(this.record, "text", { get: () => this.doneText + this.stepText, enumerable: true, configurable: true });
+    Object.defineProperty(this.record, "text", { get: () => this.allText, enumerable: true, configurable: true });
   }
 
   private get stepText(): string {
-    if (this.stepParts.length > 1) this.stepParts = [this.stepParts.join("")];
-    return this.stepParts[0] ?? "";
+    return this.texts.slice(this.stepStart, this.texts.end);
+  }
+
+  private get allText(): string {
+    return this.texts.slice(0, this.texts.end);
   }
 
   get isEnded(): boolean {
@@ -124,12 +129,12 @@ export class Turn {
   private runStep(step: number): Promise<StepResult> {
     this.stepIn = 0;
     this.stepOut = 0;
-    this.stepParts = [];
+    this.stepStart = this.texts.end;
     const names = new Map<string, string>();
     const sink: StepSink = {
       text: (delta) => {
         if (this.ended || delta.length === 0) return;
-        this.stepParts.push(delta);
+        this.texts.add(delta);
         this.deps.emitToken(this.id, delta);
       },
       progress: (stage, message, fraction) => {
@@ -170,11 +175,10 @@ export class Turn {
     this.stepIn = 0;
     this.stepOut = 0;
     const text = this.stepText;
-    this.doneText += text;
+    this.stepStart = this.texts.end;
     const message: HistoryMessage = { role: "assistant", text };
     if (toolCalls.length > 0) message.toolCalls = toolCalls;
     this.deps.history.push(message);
-    this.stepParts = [];
   }
 
   private async runTools(calls: ToolCall[]): Promise<void> {
@@ -241,7 +245,7 @@ export class Turn {
     this.record.status = status;
     this.record.reason = reason;
     // Fixed once ended, so the kept record no longer holds on to this turn.
-    Object.defineProperty(this.record, "text", { value: this.doneText + this.stepText, enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(this.record, "text", { value: this.allText, enumerable: true, writable: true, configurable: true });
     this.record.endedAt = Date.now();
     this.controller.abort();
     this.deps.onEnd(this);

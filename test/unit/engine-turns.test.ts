@@ -43,7 +43,7 @@ describe("engine turns", () => {
       "tool:ready",
       "tool:result",
       "progress",
-      ...plan.reply('{"value":42}', false).map(() => "token"),
+      ...[...plan.reply('{"value":42}', false)].map(() => "token"),
       "usage",
       "turn_end",
     ]);
