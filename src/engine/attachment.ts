@@ -32,7 +32,7 @@ export class Attachment {
 
   /** Sends the welcome, replays after `afterSeq` (when given), and joins the live stream. */
   start(afterSeq: number | undefined): void {
-    this.session.attachments.add(this);
+    this.session.addAttachment(this);
     this.replay(afterSeq);
   }
 
@@ -114,7 +114,7 @@ export class Attachment {
     if (this.detached) return;
     this.detached = true;
     this.outbox.close();
-    this.session.attachments.delete(this);
+    this.session.removeAttachment(this);
     this.session.touch();
   }
 

@@ -223,7 +223,7 @@ export class Cluster {
       if (session.log.lastSeq + 1 < next.seq) {
         // The gap is gone from the stored log too: clients must resume and learn recovered: false.
         session.log.reset(next.seq - 1);
-        for (const a of [...session.attachments]) a.close(CloseCode.Replaced, "log_gap");
+        for (const a of session.attachments) a.close(CloseCode.Replaced, "log_gap");
       }
     }
   }
@@ -300,7 +300,7 @@ export class Cluster {
       const session = this.sessions.get(id);
       if (!session) continue;
       // Kept a while after its last client or message, so a polling client does not rebuild it each time.
-      if (session.attachments.size === 0 && !replica.filling && this.ctx.now() - session.lastActivity > REPLICA_IDLE_MS) {
+      if (session.attachments.length === 0 && !replica.filling && this.ctx.now() - session.lastActivity > REPLICA_IDLE_MS) {
         this.replicas.delete(id);
         this.sessions.delete(id);
         void replica.unsubscribe?.();

@@ -188,7 +188,7 @@ export class Engine {
   drain(reconnectAfterMs: number): void {
     const drain: ServerMessage = { type: "drain", reconnectAfterMs, reason: "server_draining" };
     for (const session of this.sessions.values()) {
-      for (const attachment of [...session.attachments]) {
+      for (const attachment of session.attachments) {
         attachment.send(drain);
         attachment.close(CloseCode.ServerDraining, "server_draining");
       }

@@ -77,6 +77,9 @@ export interface EventLogLimits {
 
 export type ReplayResult = { recovered: true; entries: LogEntry[] } | { recovered: false; entries: [] };
 
+/** What an empty log points at, so a session that never logged owns no arrays. Frozen: a push is a bug. */
+const NONE: never[] = Object.freeze([]) as never[];
+
 export class EventLog {
   /**
    * Per entry, in parallel arrays (the seq of entry `i` is `base + i`, seqs being contiguous):
@@ -88,18 +91,20 @@ export class EventLog {
    * its frame is rebuilt when read back. That keeps the garbage collector's work per token small
    * with tens of thousands of events held per session.
    */
-  private items: string[] = [];
-  private marks: number[] = [];
-  private ats: number[] = [];
-  private readonly texts = new TextArena();
+  private items: string[] = NONE;
+  private marks: number[] = NONE;
+  private ats: number[] = NONE;
+  /** Made with the first token. */
+  private texts: TextArena | null = null;
   /** Text end before `items[0]`. */
   private baseEnd = 0;
   private base = 1;
   /**
    * Entries after this seq are not yet in the broker: count trimming keeps them (up to twice the
-   * limit) so a fast owner never drops what other nodes still need. Infinity: nothing to protect.
+   * limit) so a fast owner never drops what other nodes still need. -1: nothing to protect (a
+   * small integer, where Infinity would cost every session a boxed number).
    */
-  private pinned = Number.POSITIVE_INFINITY;
+  private pinned = -1;
   /** Index of the oldest live entry; the arrays are compacted lazily so trimming stays O(1) amortized. */
   private head = 0;
   private last = 0;
@@ -179,7 +184,7 @@ export class EventLog {
 
   /** Marks everything up to `seq` as stored elsewhere; later entries are kept while trimming allows. */
   pin(seq: number): void {
-    this.pinned = seq;
+    this.pinned = seq === Number.POSITIVE_INFINITY ? -1 : seq;
   }
 
   /** Drops entries beyond the count limit or older than the age limit, as of `now`. */
@@ -187,10 +192,11 @@ export class EventLog {
     const oldest = now - this.limits.maxAgeMs;
     const { maxEvents } = this.limits;
     const head = this.head;
-    while (this.size > maxEvents && (this.base + this.head <= this.pinned || this.size > maxEvents * 2)) this.head++;
+    const pinned = this.pinned;
+    while (this.size > maxEvents && (pinned < 0 || this.base + this.head <= pinned || this.size > maxEvents * 2)) this.head++;
     while (this.size > 0 && (this.ats[this.head] as number) < oldest) this.head++;
     if (this.head === head) return;
-    this.texts.dropBefore(this.endBefore(this.head));
+    this.texts?.dropBefore(this.endBefore(this.head));
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.baseEnd = this.endBefore(this.head);
       this.items = this.items.slice(this.head);
@@ -207,7 +213,7 @@ export class EventLog {
     const item = this.items[i] as string;
     const mark = this.marks[i] as number;
     if (mark < 0) return new StoredEntry(seq, at, item);
-    const text = this.texts.slice(this.endBefore(i), mark);
+    const text = (this.texts as TextArena).slice(this.endBefore(i), mark);
     return new TokenEntry(seq, at, tokenFrame(seq, item, text), item, text);
   }
 
@@ -221,13 +227,14 @@ export class EventLog {
   private storeFrame(seq: number, frame: string, at: number): void {
     this.startAt(seq);
     this.items.push(frame);
-    this.marks.push(-1 - this.texts.end);
+    this.marks.push(-1 - (this.texts?.end ?? this.baseEnd));
     this.stored(seq, at);
   }
 
   private storeToken(seq: number, turn: string, text: string, at: number): void {
     this.startAt(seq);
     this.items.push(turn);
+    this.texts ??= new TextArena(this.baseEnd);
     this.marks.push(this.texts.add(text));
     this.stored(seq, at);
   }
@@ -241,8 +248,8 @@ export class EventLog {
     this.items = [];
     this.marks = [];
     this.ats = [];
-    this.texts.clear();
-    this.baseEnd = this.texts.end;
+    this.texts?.clear();
+    this.baseEnd = this.texts?.end ?? this.baseEnd;
     this.head = 0;
     this.base = base;
   }

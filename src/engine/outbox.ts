@@ -18,8 +18,11 @@ interface Queued {
   bytes: number;
 }
 
+/** The queue of a client that keeps up: no array of its own. Frozen: a push is a bug. */
+const EMPTY: Queued[] = Object.freeze([]) as unknown as Queued[];
+
 export class Outbox {
-  private queue: Queued[] = [];
+  private queue: Queued[] = EMPTY;
   private queuedBytes = 0;
   private closed = false;
   /** Frames merged away since creation (observability and tests). */
@@ -96,20 +99,21 @@ export class Outbox {
 
   /** Drops what is queued but keeps the link (the client asked to replay from a position). */
   reset(): void {
-    this.queue = [];
+    this.queue = EMPTY;
     this.queuedBytes = 0;
   }
 
   /** Drops everything queued; the attachment is gone. */
   close(): void {
     this.closed = true;
-    this.queue = [];
+    this.queue = EMPTY;
     this.queuedBytes = 0;
   }
 
   private enqueue(frame: string, event: LoggedEvent | null): void {
     if (event?.type === "token" && this.mergeToken(event)) return;
     if (event?.type === "progress") this.dropOlderProgress(event);
+    if (this.queue === EMPTY) this.queue = [];
     this.queue.push({ frame, event, bytes: frame.length });
     this.queuedBytes += frame.length;
   }

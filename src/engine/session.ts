@@ -66,20 +66,26 @@ const refuse = (code: ErrorCode, message: string, status: number, extra: Partial
   error: { code, message, retryable: false, status, ...extra },
 });
 
+/** Shared empty defaults: an idle session owns no arrays of its own. */
+const NO_ATTACHMENTS: readonly Attachment[] = Object.freeze([]);
+const NO_TOOLS: ToolDeclaration[] = Object.freeze([]) as unknown as ToolDeclaration[];
+
 export class Session {
   readonly log: EventLog;
-  readonly attachments = new Set<Attachment>();
+  /** Replaced, never mutated: delivery can iterate it while an attachment leaves. */
+  attachments: readonly Attachment[] = NO_ATTACHMENTS;
   readonly history: HistoryMessage[] = [];
   lastActivity: number;
   activeTurn: Turn | null = null;
   private pending = "";
   private model: string | undefined;
   private system: string | undefined;
-  private clientTools: ToolDeclaration[] = [];
+  private clientTools: ToolDeclaration[] = NO_TOOLS;
   /** Recent turn records for polling; created with the first turn (most sessions idle cost nothing). */
   private turns: Map<string, TurnRecord> | null = null;
   private turnCounter = 0;
-  private readonly inputRate: TokenBucket;
+  /** Made with the first message: most sessions at rest never need one. */
+  private inputRate: TokenBucket | null = null;
   private ended = false;
   /**
    * `owner`: this node runs the session's turns and assigns seq. `replica`: another node owns it;
@@ -97,7 +103,6 @@ export class Session {
     private readonly ctx: EngineContext,
   ) {
     this.log = new EventLog(ctx.logLimits, ctx.now);
-    this.inputRate = new TokenBucket(ctx.limits.inputRatePerSec, ctx.limits.inputBurst, ctx.now);
     this.lastActivity = ctx.now();
   }
 
@@ -120,9 +125,19 @@ export class Session {
     this.publish(this.log.appendToken(turn, text));
   }
 
+  addAttachment(attachment: Attachment): void {
+    // concat sizes the array exactly; a spread or push would reserve room for 16 more.
+    this.attachments = this.attachments.concat(attachment);
+  }
+
+  removeAttachment(attachment: Attachment): void {
+    const rest = this.attachments.filter((a) => a !== attachment);
+    this.attachments = rest.length > 0 ? rest : NO_ATTACHMENTS;
+  }
+
   private publish(entry: LogEntry): void {
     this.hooks?.logged(entry);
-    this.attachments.forEach(deliverTo, entry);
+    deliver(this.attachments, entry);
   }
 
   /**
@@ -136,7 +151,7 @@ export class Session {
     if (!entry) return this.log.lastSeq + 1;
     if (event.type === "turn_start") this.replicaTurn = event.turn;
     else if (event.type === "turn_end" && this.replicaTurn === event.turn) this.replicaTurn = null;
-    this.attachments.forEach(deliverTo, entry);
+    deliver(this.attachments, entry);
     return null;
   }
 
@@ -206,6 +221,8 @@ export class Session {
     if (this.ended) return refuse(ErrorCode.SessionNotFound, "the session has ended", 404);
     this.lastActivity = this.ctx.now();
     if (this.role === "replica" && this.ownerLink) return this.ownerLink.submit(message);
+    const { limits } = this.ctx;
+    this.inputRate ??= new TokenBucket(limits.inputRatePerSec, limits.inputBurst, this.ctx.now);
     const waitMs = this.inputRate.take();
     if (waitMs > 0) {
       return refuse(ErrorCode.RateLimited, "too many messages for this session", 429, { retryable: true, retryAfterMs: waitMs });
@@ -350,15 +367,15 @@ export class Session {
     if (this.ended) return;
     this.activeTurn?.cancel("session_ended");
     this.ended = true;
-    for (const attachment of [...this.attachments]) attachment.close(code, reason);
+    for (const attachment of this.attachments) attachment.close(code, reason);
   }
 
   isIdle(now: number): boolean {
-    return this.attachments.size === 0 && !this.activeTurn && now - this.lastActivity > this.ctx.limits.sessionIdleMs;
+    return this.attachments.length === 0 && !this.activeTurn && now - this.lastActivity > this.ctx.limits.sessionIdleMs;
   }
 }
 
-/** `forEach` callback with the entry as `this`: no iterator object per event on the hot path. */
-function deliverTo(this: LogEntry, attachment: Attachment): void {
-  attachment.deliver(this);
+/** An indexed loop: no iterator or closure per event on the hot path. */
+function deliver(attachments: readonly Attachment[], entry: LogEntry): void {
+  for (let i = 0; i < attachments.length; i++) (attachments[i] as Attachment).deliver(entry);
 }

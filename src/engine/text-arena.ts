@@ -15,11 +15,18 @@ export class TextArena {
   /** Index of the oldest live chunk; the arrays are compacted lazily. */
   private first = 0;
   /** Absolute offset where `chunks[0]` starts. */
-  private origin = 0;
+  private origin: number;
   /** Recent deltas not joined yet; they start at `sealedEnd`. */
   private parts: string[] = [];
-  private sealedEnd = 0;
-  private total = 0;
+  private sealedEnd: number;
+  private total: number;
+
+  /** `start`: the offset of the first character, for an arena that continues an earlier one. */
+  constructor(start = 0) {
+    this.origin = start;
+    this.sealedEnd = start;
+    this.total = start;
+  }
 
   /** Absolute offset after the last character added. */
   get end(): number {

@@ -124,6 +124,6 @@ describe("a real EventSource", () => {
     checkExact(watcher.messages);
     // The server let go of the cut stream: only the second connection was ever attached after the cut.
     const session = server.engine.get(s.sessionId) as Session;
-    expect(session.attachments.size).toBeLessThanOrEqual(1);
+    expect(session.attachments.length).toBeLessThanOrEqual(1);
   });
 });

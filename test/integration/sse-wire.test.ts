@@ -95,7 +95,7 @@ describe("SSE on the wire", () => {
     expect(events).toEqual(expectedBlocks(session));
     expect(events.map((e) => e.split("\n")[1])).toEqual(["event: turn_start", "event: token", "event: token", "event: usage", "event: turn_end"]);
     raw.destroy();
-    await eventually(() => session.attachments.size === 0, "the attachment to go");
+    await eventually(() => session.attachments.length === 0, "the attachment to go");
   });
 
   it("resumes after Last-Event-ID: the welcome carries that position, then the replay, in exact bytes", async () => {
@@ -118,7 +118,7 @@ describe("SSE on the wire", () => {
     const welcome = `{"type":"session","sessionId":"${s.sessionId}","protocol":1,"lastSeq":${session.log.lastSeq},"resumed":true,"recovered":true,"activeTurn":null,"heartbeatMs":${HEARTBEAT_MS}}`;
     expect(again.body).toBe(`${OPENING}id: 2\nevent: session\ndata: ${welcome}\n\n${expectedBlocks(session, 2).join("")}`);
     again.destroy();
-    await eventually(() => session.attachments.size === 0, "the attachment to go");
+    await eventually(() => session.attachments.length === 0, "the attachment to go");
   });
 
   it("releases the attachment and the stream gauge when the client goes away", async () => {
@@ -126,11 +126,11 @@ describe("SSE on the wire", () => {
     const raw = await RawSseConnection.open(server.port, `/v1/sessions/${s.sessionId}/events?token=${s.token}`);
     await raw.waitUntil(() => raw.body.includes("event: session"), "welcome");
     const session = server.engine.get(s.sessionId) as Session;
-    expect(session.attachments.size).toBe(1);
+    expect(session.attachments.length).toBe(1);
     const metric = async () => Number(/agentwire_sse_streams (\d+)/.exec(await (await fetch(`${server.base}/metrics`)).text())?.[1]);
     await eventually(async () => (await metric()) === 1, "one open stream");
     raw.destroy();
-    await eventually(() => session.attachments.size === 0, "the attachment to go");
+    await eventually(() => session.attachments.length === 0, "the attachment to go");
     expect(await metric()).toBe(0);
   });
 
