@@ -15,14 +15,8 @@ export interface WebSocketRouteOptions {
 }
 
 /** Per-connection state lives under one key: uWS merges user data onto the socket object itself. */
-interface ConnState {
-  sessionId: string;
-  afterSeq: number | undefined;
-  closed: boolean;
-  attachment: Attachment | null;
-}
 interface UserData {
-  conn: ConnState;
+  conn: Connection;
 }
 
 export interface ConnectionStats {
@@ -81,7 +75,7 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
           sendError(res, state, status, error);
           return;
         }
-        const conn: ConnState = { sessionId, afterSeq, closed: false, attachment: null };
+        const conn = new Connection(sessionId, afterSeq);
         res.cork(() => res.upgrade<UserData>({ conn }, key, protocol, extensions, context));
       };
       // Sessions held here answer at once; others are looked up in the broker first.
@@ -105,7 +99,9 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
         return;
       }
       stats.websockets++;
-      conn.attachment = engine.attach(session, new SocketSink(ws, conn), conn.afterSeq);
+      // The session's own id string from now on: the one parsed from the URL can go.
+      conn.open(ws, session.id);
+      conn.attachment = engine.attach(session, conn, conn.afterSeq);
       logger.debug({ sessionId: conn.sessionId, afterSeq: conn.afterSeq }, "websocket attached");
     },
 
@@ -146,25 +142,37 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
 /** A batch this big goes to the socket at once (uWS's cork buffer holds 16 KB): one syscall each. */
 const BATCH_FLUSH_BYTES = 8 * 1024;
 
+/** What an idle connection's batch points at, so it holds no array. Frozen: a push is a bug. */
+const NO_FRAMES: string[] = Object.freeze([]) as unknown as string[];
+
 /**
- * The engine's view of a socket. Frames written in one tick go out together in corked batches of
- * up to BATCH_FLUSH_BYTES (one syscall instead of one per token). A send on a closed socket is a
- * normal disconnect.
+ * One WebSocket: its routing state and the engine's view of the socket (a Sink), in one object.
+ * Frames written in one tick go out together in corked batches of up to BATCH_FLUSH_BYTES (one
+ * syscall instead of one per token). A send on a closed socket is a normal disconnect.
  */
-class SocketSink implements Sink {
-  private batch: string[] = [];
+class Connection implements Sink {
+  /** Set once uWS opens the socket. */
+  private ws: WebSocket<UserData> | null = null;
+  closed = false;
+  attachment: Attachment | null = null;
+  private batch = NO_FRAMES;
   private batchBytes = 0;
   /** The socket's own backlog as of the last send: nothing reaches the socket until a batch goes. */
   private socketBytes = 0;
   private scheduled = false;
 
   constructor(
-    private readonly ws: WebSocket<UserData>,
-    private readonly conn: ConnState,
+    public sessionId: string,
+    readonly afterSeq: number | undefined,
   ) {}
 
+  open(ws: WebSocket<UserData>, sessionId: string): void {
+    this.ws = ws;
+    this.sessionId = sessionId;
+  }
+
   write(frame: string): boolean {
-    if (this.conn.closed) return false;
+    if (this.closed) return false;
     if (!this.scheduled) this.schedule();
     this.batch.push(frame);
     this.batchBytes += frame.length;
@@ -173,42 +181,38 @@ class SocketSink implements Sink {
   }
 
   writeMany(frames: readonly string[]): boolean {
-    if (this.conn.closed) return false;
-    if (frames.length === 0) return true;
-    if (!this.scheduled) this.schedule();
-    for (const frame of frames) {
-      this.batch.push(frame);
-      this.batchBytes += frame.length;
-      if (this.batchBytes >= BATCH_FLUSH_BYTES) this.send();
-    }
+    if (this.closed) return false;
+    for (const frame of frames) this.write(frame);
     return true;
   }
 
   bufferedAmount(): number {
-    if (this.conn.closed) return 0;
-    return this.scheduled ? this.socketBytes + this.batchBytes : this.ws.getBufferedAmount();
+    if (this.closed) return 0;
+    return this.scheduled ? this.socketBytes + this.batchBytes : (this.ws as WebSocket<UserData>).getBufferedAmount();
   }
 
   private schedule(): void {
     this.scheduled = true;
-    this.socketBytes = this.ws.getBufferedAmount();
+    if (this.batch === NO_FRAMES) this.batch = [];
+    this.socketBytes = (this.ws as WebSocket<UserData>).getBufferedAmount();
     process.nextTick(flushSink, this);
   }
 
   close(code: number, reason: string): void {
-    if (this.conn.closed) return;
+    if (this.closed) return;
     this.send();
-    this.conn.closed = true;
-    this.ws.end(code, reason);
+    this.closed = true;
+    this.ws?.end(code, reason);
   }
 
   /** End of the tick: the rest of the batch goes out, and the outbox may write what it held back. */
   flush(): void {
     this.scheduled = false;
     this.send();
+    this.batch = NO_FRAMES;
     // Frames the outbox held back while the batch counted as buffered can go now; uWS would
     // only say so itself (drain) if the socket had backed up.
-    if (!this.conn.closed) this.conn.attachment?.drained();
+    if (!this.closed) this.attachment?.drained();
   }
 
   /** Writes the batch in one cork. Never calls back into the engine: it may be mid-write. */
@@ -217,8 +221,8 @@ class SocketSink implements Sink {
     if (frames.length === 0) return;
     this.batch = [];
     this.batchBytes = 0;
-    if (this.conn.closed) return;
     const ws = this.ws;
+    if (this.closed || !ws) return;
     ws.cork(() => {
       for (const frame of frames) ws.send(frame, false, false);
     });
@@ -226,6 +230,6 @@ class SocketSink implements Sink {
   }
 }
 
-function flushSink(sink: SocketSink): void {
+function flushSink(sink: Connection): void {
   sink.flush();
 }
