@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 // The `agentwire` command: `serve` runs the server from environment configuration.
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { chat } from "./chat.js";

@@ -1,5 +1,6 @@
 // The servers compared side by side: agentwire itself and two bare baselines, each run as a child process.
 import { fileURLToPath } from "node:url";
+import { NODE_FLAGS } from "../../src/node-flags.js";
 import { type ChildServer, startChildServer } from "../proc.js";
 import { createSessions } from "./agentwire-sessions.js";
 
@@ -30,7 +31,8 @@ export function startAgentwire({ tokensPerTurn = 16, nodeArgs, env }: AgentwireS
   return startChildServer({
     script: here("../../src/cli.js"),
     args: ["serve"],
-    nodeArgs,
+    // As `npm start` runs it.
+    nodeArgs: [...NODE_FLAGS, ...(nodeArgs ?? [])],
     env: {
       PORT: "0",
       HOST,
@@ -64,7 +66,8 @@ function bare(id: "uws" | "ws", label: string, script: string): ServerKind {
   return {
     id,
     label,
-    start: ({ nodeArgs }) => startChildServer({ script: here(script), nodeArgs }),
+    // The same Node flags as agentwire, so only the code differs.
+    start: ({ nodeArgs }) => startChildServer({ script: here(script), nodeArgs: [...NODE_FLAGS, ...(nodeArgs ?? [])] }),
     prepareLinks: async (_server, count) => Array.from({ length: count }, () => "/ws"),
     startMessage: (tokens) => `go ${tokens}`,
   };

@@ -1,5 +1,6 @@
 // Runs agentwire nodes as child processes of the real CLI, for multi-node tests.
 import { type ChildProcess, spawn } from "node:child_process";
+import { NODE_FLAGS } from "../../src/node-flags.js";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -27,7 +28,7 @@ export interface NodeProc {
 
 export async function startNode(name: string, env: Record<string, string | number>): Promise<NodeProc> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does it)`);
-  const child = spawn(process.execPath, [CLI, "serve"], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, "serve"], {
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", AGENTWIRE_NODE_ID: name, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
     stdio: ["ignore", "pipe", "pipe"],
   });
