@@ -77,37 +77,45 @@ export interface EventLogLimits {
 
 export type ReplayResult = { recovered: true; entries: LogEntry[] } | { recovered: false; entries: [] };
 
-/** What an empty log points at, so a session that never logged owns no arrays. Frozen: a push is a bug. */
-const NONE: never[] = Object.freeze([]) as never[];
+/** What an empty log points at, so a session that never logged owns no storage. Frozen: a write is a bug. */
+const NO_ITEMS: (string | undefined)[] = Object.freeze([]) as unknown as (string | undefined)[];
+const NO_NUMBERS = new Float64Array(0);
+/** Ring capacity of a log's first event; it doubles when full. */
+const FIRST_CAPACITY = 16;
 
 export class EventLog {
   /**
-   * Per entry, in parallel arrays (the seq of entry `i` is `base + i`, seqs being contiguous):
+   * A ring of entries, oldest at `start`, in parallel arrays (seqs are contiguous: the oldest is
+   * `last - count + 1`):
    * - `items[i]`: the serialized frame, or for a token only its turn id (a shared string);
    * - `marks[i]`: for a token, the end of its text in `texts` (>= 0); otherwise `-1 - end`, the
    *   text end as of that entry, so a token's start is always the previous entry's end;
    * - `ats[i]`: when it was logged.
    * A token therefore retains no object of its own: its text lives in a few long arena strings and
-   * its frame is rebuilt when read back. That keeps the garbage collector's work per token small
-   * with tens of thousands of events held per session.
+   * its frame is rebuilt when read back. The numbers sit in typed arrays the garbage collector
+   * never scans, and a full ring reuses its slots, so appending allocates nothing to keep.
    */
-  private items: string[] = NONE;
-  private marks: number[] = NONE;
-  private ats: number[] = NONE;
+  private items = NO_ITEMS;
+  private marks = NO_NUMBERS;
+  private ats = NO_NUMBERS;
+  /** Capacity - 1; capacity is a power of two (0 while empty). */
+  private mask = -1;
+  private start = 0;
+  private count = 0;
   /** Made with the first token. */
   private texts: TextArena | null = null;
-  /** Text end before `items[0]`. */
+  /** Text end before the oldest entry. */
   private baseEnd = 0;
-  private base = 1;
   /**
    * Entries after this seq are not yet in the broker: count trimming keeps them (up to twice the
    * limit) so a fast owner never drops what other nodes still need. -1: nothing to protect (a
    * small integer, where Infinity would cost every session a boxed number).
    */
   private pinned = -1;
-  /** Index of the oldest live entry; the arrays are compacted lazily so trimming stays O(1) amortized. */
-  private head = 0;
   private last = 0;
+  /** The turn of the last token and its part of the frame, so a token frame is four joins, not six. */
+  private frameTurn = "";
+  private frameMid = "";
 
   constructor(
     private readonly limits: EventLogLimits,
@@ -120,11 +128,11 @@ export class EventLog {
 
   /** Oldest seq still held, or lastSeq + 1 when the log is empty. */
   get firstSeq(): number {
-    return this.size > 0 ? this.base + this.head : this.last + 1;
+    return this.last - this.count + 1;
   }
 
   get size(): number {
-    return this.items.length - this.head;
+    return this.count;
   }
 
   append(input: LoggedEventInput): LogEntry {
@@ -135,16 +143,20 @@ export class EventLog {
     const event = { type, seq, ...rest } as LoggedEvent;
     const frame = JSON.stringify(event);
     const at = this.now();
-    this.storeFrame(seq, frame, at);
+    this.store(seq, frame, -1 - this.textEnd(), at);
     return plainEntry(seq, at, event, frame);
   }
 
   /** The hot path: one frame per token, built without a generic serializer pass. */
   appendToken(turn: string, text: string): LogEntry {
     const seq = this.last + 1;
-    const frame = tokenFrame(seq, turn, text);
+    if (turn !== this.frameTurn) {
+      this.frameTurn = turn;
+      this.frameMid = `,"turn":"${turn}","text":`;
+    }
+    const frame = `{"type":"token","seq":${seq}${this.frameMid}${JSON.stringify(text)}}`;
     const at = this.now();
-    this.storeToken(seq, turn, text, at);
+    this.store(seq, turn, this.addText(text), at);
     return new TokenEntry(seq, at, frame, turn, text);
   }
 
@@ -154,19 +166,20 @@ export class EventLog {
    * empty log accepts any later seq (it starts where the stored log is).
    */
   insert(seq: number, frame: string, event: LoggedEvent): LogEntry | null {
-    if (this.size > 0 ? seq !== this.last + 1 : seq <= this.last) return null;
+    if (this.count > 0 ? seq !== this.last + 1 : seq <= this.last) return null;
+    this.last = seq - 1;
     const at = this.now();
     if (event.type === "token" && event.from === undefined) {
-      this.storeToken(seq, event.turn, event.text, at);
+      this.store(seq, event.turn, this.addText(event.text), at);
       return new TokenEntry(seq, at, frame, event.turn, event.text);
     }
-    this.storeFrame(seq, frame, at);
+    this.store(seq, frame, -1 - this.textEnd(), at);
     return plainEntry(seq, at, event, frame);
   }
 
   /** Forgets everything and continues after `lastSeq`: the events before it cannot be had anymore. */
   reset(lastSeq: number): void {
-    this.clear(lastSeq + 1);
+    this.release();
     this.last = lastSeq;
   }
 
@@ -175,10 +188,10 @@ export class EventLog {
     this.trim();
     if (afterSeq > this.last) return { recovered: false, entries: [] };
     if (afterSeq < this.firstSeq - 1) return { recovered: false, entries: [] };
-    const start = this.head + (afterSeq - (this.firstSeq - 1));
-    const end = Math.min(this.items.length, start + limit);
+    const from = afterSeq - (this.firstSeq - 1);
+    const to = Math.min(this.count, from + limit);
     const entries: LogEntry[] = [];
-    for (let i = start; i < end; i++) entries.push(this.entryAt(i));
+    for (let k = from; k < to; k++) entries.push(this.entryAt(k));
     return { recovered: true, entries };
   }
 
@@ -191,72 +204,88 @@ export class EventLog {
   trim(now = this.now()): void {
     const oldest = now - this.limits.maxAgeMs;
     const { maxEvents } = this.limits;
-    const head = this.head;
     const pinned = this.pinned;
-    while (this.size > maxEvents && (pinned < 0 || this.base + this.head <= pinned || this.size > maxEvents * 2)) this.head++;
-    while (this.size > 0 && (this.ats[this.head] as number) < oldest) this.head++;
-    if (this.head === head) return;
-    this.texts?.dropBefore(this.endBefore(this.head));
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.baseEnd = this.endBefore(this.head);
-      this.items = this.items.slice(this.head);
-      this.marks = this.marks.slice(this.head);
-      this.ats = this.ats.slice(this.head);
-      this.base += this.head;
-      this.head = 0;
-    }
+    const count = this.count;
+    while (this.count > maxEvents && (pinned < 0 || this.firstSeq <= pinned || this.count > maxEvents * 2)) this.dropOldest();
+    while (this.count > 0 && (this.ats[this.start] as number) < oldest) this.dropOldest();
+    if (this.count === count) return;
+    if (this.count === 0) this.release();
+    else this.texts?.dropBefore(this.baseEnd);
   }
 
-  private entryAt(i: number): LogEntry {
-    const seq = this.base + i;
+  /** The k-th entry from the oldest. */
+  private entryAt(k: number): LogEntry {
+    const i = (this.start + k) & this.mask;
+    const seq = this.firstSeq + k;
     const at = this.ats[i] as number;
     const item = this.items[i] as string;
     const mark = this.marks[i] as number;
     if (mark < 0) return new StoredEntry(seq, at, item);
-    const text = (this.texts as TextArena).slice(this.endBefore(i), mark);
+    const from = k === 0 ? this.baseEnd : decodeEnd(this.marks[(i - 1) & this.mask] as number);
+    const text = (this.texts as TextArena).slice(from, mark);
     return new TokenEntry(seq, at, tokenFrame(seq, item, text), item, text);
   }
 
-  /** The text end before entry `i`: where a token at `i` starts. */
-  private endBefore(i: number): number {
-    if (i === 0) return this.baseEnd;
-    const mark = this.marks[i - 1] as number;
-    return mark >= 0 ? mark : -1 - mark;
+  private textEnd(): number {
+    return this.texts?.end ?? this.baseEnd;
   }
 
-  private storeFrame(seq: number, frame: string, at: number): void {
-    this.startAt(seq);
-    this.items.push(frame);
-    this.marks.push(-1 - (this.texts?.end ?? this.baseEnd));
-    this.stored(seq, at);
-  }
-
-  private storeToken(seq: number, turn: string, text: string, at: number): void {
-    this.startAt(seq);
-    this.items.push(turn);
+  private addText(text: string): number {
     this.texts ??= new TextArena(this.baseEnd);
-    this.marks.push(this.texts.add(text));
-    this.stored(seq, at);
+    return this.texts.add(text);
   }
 
-  /** An empty log starts wherever it is told (a replica joins a stored log midway). */
-  private startAt(seq: number): void {
-    if (this.size === 0) this.clear(seq);
-  }
-
-  private clear(base: number): void {
-    this.items = [];
-    this.marks = [];
-    this.ats = [];
-    this.texts?.clear();
-    this.baseEnd = this.texts?.end ?? this.baseEnd;
-    this.head = 0;
-    this.base = base;
-  }
-
-  private stored(seq: number, at: number): void {
-    this.ats.push(at);
+  private store(seq: number, item: string, mark: number, at: number): void {
+    if (this.count > this.mask) this.grow();
+    const i = (this.start + this.count) & this.mask;
+    this.items[i] = item;
+    this.marks[i] = mark;
+    this.ats[i] = at;
+    this.count++;
     this.last = seq;
     this.trim(at);
   }
+
+  private dropOldest(): void {
+    const i = this.start;
+    this.baseEnd = decodeEnd(this.marks[i] as number);
+    this.items[i] = undefined;
+    this.start = (i + 1) & this.mask;
+    this.count--;
+  }
+
+  /** Doubles the ring, oldest entry first. */
+  private grow(): void {
+    const capacity = Math.max(FIRST_CAPACITY, (this.mask + 1) * 2);
+    const items: (string | undefined)[] = new Array(capacity).fill(undefined);
+    const marks = new Float64Array(capacity);
+    const ats = new Float64Array(capacity);
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.start + k) & this.mask;
+      items[k] = this.items[i];
+      marks[k] = this.marks[i] as number;
+      ats[k] = this.ats[i] as number;
+    }
+    this.items = items;
+    this.marks = marks;
+    this.ats = ats;
+    this.mask = capacity - 1;
+    this.start = 0;
+  }
+
+  /** Gives the storage back once the log is empty: a session at rest keeps none. */
+  private release(): void {
+    this.baseEnd = this.textEnd();
+    this.texts?.clear();
+    this.items = NO_ITEMS;
+    this.marks = NO_NUMBERS;
+    this.ats = NO_NUMBERS;
+    this.mask = -1;
+    this.start = 0;
+    this.count = 0;
+  }
+}
+
+function decodeEnd(mark: number): number {
+  return mark >= 0 ? mark : -1 - mark;
 }

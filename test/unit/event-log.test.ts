@@ -104,4 +104,16 @@ describe("EventLog token storage", () => {
     for (const [i, frame] of frames.entries()) expect(log.insert(41 + i, frame, JSON.parse(frame))?.seq).toBe(41 + i);
     expect(log.after(40).entries.map((e) => e.frame)).toEqual(frames);
   });
+
+  it("starts over cleanly after every event aged out", () => {
+    let now = 1000;
+    const log = new EventLog({ maxEvents: 100, maxAgeMs: 500 }, () => now);
+    for (const t of ["a", "bc", "def"]) log.append(token(t));
+    now = 2000;
+    log.trim();
+    expect(log.size).toBe(0);
+    const frames = ["gh", "", "i"].map((t) => log.append(token(t)).frame);
+    expect(log.after(3).entries.map((e) => e.frame)).toEqual(frames);
+    expect(frames[0]).toBe('{"type":"token","seq":4,"turn":"t1","text":"gh"}');
+  });
 });
