@@ -2,6 +2,7 @@
 
 /** Deltas joined into one string at a time: the garbage collector then tracks one object, not hundreds. */
 const SEAL_PARTS = 256;
+const NO_PARTS: string[] = Object.freeze([]) as unknown as string[];
 
 /**
  * Offsets are absolute (they only grow), so a log entry can keep the end of its text as a plain
@@ -16,8 +17,9 @@ export class TextArena {
   private first = 0;
   /** Absolute offset where `chunks[0]` starts. */
   private origin: number;
-  /** Recent deltas not joined yet; they start at `sealedEnd`. */
-  private parts: string[] = [];
+  /** Recent deltas not joined yet (the first `partCount` slots); they start at `sealedEnd`. */
+  private parts: string[] = NO_PARTS;
+  private partCount = 0;
   private sealedEnd: number;
   private total: number;
 
@@ -35,9 +37,11 @@ export class TextArena {
 
   /** Adds a delta; returns its end offset (its start is the previous end). */
   add(text: string): number {
-    this.parts.push(text);
+    // Sized once per seal, so adding never regrows an array.
+    if (this.partCount === 0) this.parts = new Array<string>(SEAL_PARTS);
+    this.parts[this.partCount++] = text;
     this.total += text.length;
-    if (this.parts.length >= SEAL_PARTS) this.seal();
+    if (this.partCount === SEAL_PARTS) this.seal();
     return this.total;
   }
 
@@ -76,18 +80,21 @@ export class TextArena {
     this.chunks = [];
     this.chunkEnds = [];
     this.first = 0;
-    this.parts = [];
+    this.parts = NO_PARTS;
+    this.partCount = 0;
     this.origin = this.total;
     this.sealedEnd = this.total;
   }
 
   private seal(): void {
+    const n = this.partCount;
+    if (n === 0) return;
     const parts = this.parts;
-    if (parts.length === 0) return;
-    this.chunks.push(parts.length === 1 ? (parts[0] as string) : parts.join(""));
+    this.chunks.push(n === 1 ? (parts[0] as string) : n === SEAL_PARTS ? parts.join("") : parts.slice(0, n).join(""));
     this.chunkEnds.push(this.total);
     this.sealedEnd = this.total;
-    this.parts = [];
+    this.parts = NO_PARTS;
+    this.partCount = 0;
   }
 
   /** Index of the chunk holding `offset` (binary search over the live chunks). */
