@@ -36,7 +36,7 @@ async function measure(kind: ServerKind, count: number, ctx: BenchContext): Prom
     const sessionsKb = kind.id === "agentwire" ? await settledRssKb(server.pid) : null;
     links = await openMany(HOST, server.port, first);
     const midKb = await settledRssKb(server.pid);
-    // The second half pays no one-time growth (V8's young generation, buffers): its cost is marginal.
+    // The second half pays no one-time growth and finds no slack left from startup: its cost is marginal.
     links = links.concat(await openMany(HOST, server.port, await kind.prepareLinks(server, count - half)));
     ctx.log(`memory: ${kind.label}: ${count} links open in ${num((performance.now() - started) / 1000, 1)} s`);
     const afterKb = await settledRssKb(server.pid);
@@ -86,15 +86,21 @@ export const idleMemory: BenchSection = {
     }
     const aw = results.find((r) => r.kind.id === "agentwire");
     const kb = aw ? perLink(aw) : null;
+    const kbMarginal = aw ? marginal(aw) : null;
+    const target = (label: string, value: number | null) => ({
+      label: `agentwire ${label} <= ${KB_PER_SESSION_TARGET} KB`,
+      measured: value === null ? "-" : `${value.toFixed(2)} KB`,
+      met: value === null ? null : value <= KB_PER_SESSION_TARGET,
+    });
     const tables = [table(results, count)];
     if (ctx.profile) tables.push(await heapBreakdown(ctx, count));
     return {
       tables,
       notes: [
         "RSS is VmRSS of the server process from /proc/<pid>/status, read once it stops moving; it includes V8 heap slack that GC has not returned.",
-        "The first half also pays one-time growth (V8's young generation grows under the allocation of creating sessions, by tens of MB); the second half shows the marginal cost of one more session and link. The target is judged on the whole run, as defined.",
+        "Every server runs with agentwire's Node flags (young generation capped at 2 x 4 MB). The first half can reuse heap slack left from startup, which flatters it; the second half shows the marginal cost of one more session and link, so both are held to the target.",
       ],
-      targets: [{ label: `agentwire RSS per idle session <= ${KB_PER_SESSION_TARGET} KB`, measured: kb === null ? "-" : `${kb.toFixed(2)} KB`, met: kb === null ? null : kb <= KB_PER_SESSION_TARGET }],
+      targets: [target("RSS per idle session", kb), target("marginal RSS per idle session", kbMarginal)],
     };
   },
 };
