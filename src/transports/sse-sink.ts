@@ -22,6 +22,9 @@ const BATCH_FLUSH_CHARS = 8 * 1024;
  */
 const NUDGE = ":\n";
 
+/** How every token frame starts; the seq follows. */
+const TOKEN_HEAD = '{"type":"token","seq":';
+
 /** Every frame the engine writes starts with its type and, when logged, its seq: read them without parsing the JSON. */
 const FRAME_HEAD = /^\{"type":"([a-z_]+)"(?:,"seq":(\d+))?/;
 
@@ -162,6 +165,11 @@ export class SseSink implements Sink {
 
   /** One frame as an event: `id` is the seq of logged events; ephemeral frames carry none and leave the client's position alone. */
   private event(frame: string): string {
+    // Tokens are nearly every frame: their head is fixed, so only the seq's digits need finding.
+    if (frame.startsWith(TOKEN_HEAD)) {
+      const end = frame.indexOf(",", TOKEN_HEAD.length);
+      return "id: " + frame.slice(TOKEN_HEAD.length, end) + "\nevent: token\ndata: " + frame + "\n\n";
+    }
     const head = FRAME_HEAD.exec(frame);
     const type = head?.[1];
     const seq = head?.[2];
