@@ -6,7 +6,6 @@ import {
   type InputMessage,
   type LoggedEvent,
   type LoggedEventInput,
-  type ServerMessage,
   type ToolDeclaration,
 } from "../../protocol/index.js";
 import type { HistoryMessage } from "./agent.js";
@@ -14,57 +13,11 @@ import type { Attachment } from "./attachment.js";
 import type { EngineContext } from "./context.js";
 import { EventLog, type LogEntry } from "./event-log.js";
 import { TokenBucket } from "./rate.js";
+import { trimHistory } from "./history.js";
+import { type OwnerHooks, type OwnerLink, type SessionSnapshot, type SessionState, type SubmitOutcome, refuse } from "./session-types.js";
 import { Turn, type TurnRecord } from "./turn.js";
 
-/** Why a client message was refused. `status` is the HTTP status the HTTP transport answers with. */
-export interface SubmitError {
-  code: ErrorCode;
-  message: string;
-  retryable: boolean;
-  retryAfterMs?: number;
-  field?: string;
-  status: number;
-}
-
-export type SubmitOutcome = { ok: true; turn?: string; reply?: ServerMessage } | { ok: false; error: SubmitError };
-
-/** What a session persists for takeover by another node: everything but the log (stored apart). */
-export interface SessionState {
-  model?: string;
-  system?: string;
-  clientTools: ToolDeclaration[];
-  history: HistoryMessage[];
-  turnCounter: number;
-}
-
-/** How a replica reaches the owner of its session (another node). */
-export interface OwnerLink {
-  submit(message: ClientMessage): Promise<SubmitOutcome>;
-}
-
-/** Hooks the cluster layer sets on a session it owns. */
-export interface OwnerHooks {
-  /** A logged event was appended locally (persist and publish it). */
-  logged(entry: LogEntry): void;
-  /** Configuration or history changed (persist the session state). */
-  changed(): void;
-}
-
-export interface SessionSnapshot {
-  sessionId: string;
-  lastSeq: number;
-  firstSeq: number;
-  activeTurn: string | null;
-  pendingInput: string;
-  config: { model: string | undefined; system: string | undefined; tools: ToolDeclaration[] };
-  history: HistoryMessage[];
-  turns: TurnRecord[];
-}
-
-const refuse = (code: ErrorCode, message: string, status: number, extra: Partial<SubmitError> = {}): SubmitOutcome => ({
-  ok: false,
-  error: { code, message, retryable: false, status, ...extra },
-});
+export type { OwnerHooks, OwnerLink, SessionSnapshot, SessionState, SubmitError, SubmitOutcome } from "./session-types.js";
 
 /** Shared empty defaults: an idle session owns no arrays of its own. */
 const NO_ATTACHMENTS: readonly Attachment[] = Object.freeze([]);
@@ -322,27 +275,8 @@ export class Session {
     if (this.activeTurn === turn) this.activeTurn = null;
     this.lastActivity = this.ctx.now();
     this.ctx.turnEnded();
-    this.trimHistory();
+    trimHistory(this.history, this.ctx.limits);
     this.hooks?.changed();
-  }
-
-  /**
-   * Keeps history within its message and character budgets (it is saved after every turn, so it
-   * must stay small); provider adapters may trim further by their own token budget.
-   */
-  private trimHistory(): void {
-    const { maxHistoryMessages, maxHistoryChars } = this.ctx.limits;
-    let chars = 0;
-    let cut = this.history.length;
-    while (cut > 0 && this.history.length - cut < maxHistoryMessages) {
-      const m = this.history[cut - 1] as HistoryMessage;
-      chars += m.role === "tool" ? m.output.length : m.text.length;
-      if (chars > maxHistoryChars && cut < this.history.length) break;
-      cut--;
-    }
-    // Never start the kept history with tool results or replies whose question was cut away.
-    while (cut < this.history.length && this.history[cut]?.role !== "user") cut++;
-    if (cut > 0) this.history.splice(0, cut);
   }
 
   turn(turnId: string): TurnRecord | undefined {

@@ -1,0 +1,55 @@
+// What a session answers and keeps: outcomes of client messages, persisted state, cluster hooks.
+import type { ClientMessage, ErrorCode, ServerMessage, ToolDeclaration } from "../../protocol/index.js";
+import type { HistoryMessage } from "./agent.js";
+import type { LogEntry } from "./event-log.js";
+import type { TurnRecord } from "./turn.js";
+
+/** Why a client message was refused. `status` is the HTTP status the HTTP transport answers with. */
+export interface SubmitError {
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+  retryAfterMs?: number;
+  field?: string;
+  status: number;
+}
+
+export type SubmitOutcome = { ok: true; turn?: string; reply?: ServerMessage } | { ok: false; error: SubmitError };
+
+/** What a session persists for takeover by another node: everything but the log (stored apart). */
+export interface SessionState {
+  model?: string;
+  system?: string;
+  clientTools: ToolDeclaration[];
+  history: HistoryMessage[];
+  turnCounter: number;
+}
+
+/** How a replica reaches the owner of its session (another node). */
+export interface OwnerLink {
+  submit(message: ClientMessage): Promise<SubmitOutcome>;
+}
+
+/** Hooks the cluster layer sets on a session it owns. */
+export interface OwnerHooks {
+  /** A logged event was appended locally (persist and publish it). */
+  logged(entry: LogEntry): void;
+  /** Configuration or history changed (persist the session state). */
+  changed(): void;
+}
+
+export interface SessionSnapshot {
+  sessionId: string;
+  lastSeq: number;
+  firstSeq: number;
+  activeTurn: string | null;
+  pendingInput: string;
+  config: { model: string | undefined; system: string | undefined; tools: ToolDeclaration[] };
+  history: HistoryMessage[];
+  turns: TurnRecord[];
+}
+
+export const refuse = (code: ErrorCode, message: string, status: number, extra: Partial<SubmitError> = {}): SubmitOutcome => ({
+  ok: false,
+  error: { code, message, retryable: false, status, ...extra },
+});
