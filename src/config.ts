@@ -1,5 +1,6 @@
 // Configuration from environment variables, validated at startup; every knob is documented in the README.
 import { z } from "zod";
+import { trustedProxies } from "./transports/client-address.js";
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 const bool = (def: boolean) =>
@@ -62,6 +63,11 @@ export const ConfigSchema = z
     AGENTWIRE_SSE_RETRY_MS: int(2000, 0),
     /** Comma-separated origins allowed by CORS; "*" allows any. Empty: no CORS headers. */
     AGENTWIRE_CORS_ORIGINS: z.string().default(""),
+    /** Comma-separated proxy addresses or CIDR ranges whose X-Forwarded-For names the client. Empty: none. */
+    AGENTWIRE_TRUSTED_PROXIES: z
+      .string()
+      .default("")
+      .transform((v) => v.split(",").map((e) => e.trim()).filter(Boolean)),
   })
   .superRefine((c, ctx) => {
     if (c.AGENTWIRE_AGENT === "anthropic" && !c.ANTHROPIC_API_KEY) {
@@ -70,6 +76,11 @@ export const ConfigSchema = z
     // Local OpenAI-compatible servers often need no key; OpenAI itself always does.
     if (c.AGENTWIRE_AGENT === "openai" && !c.OPENAI_API_KEY && new URL(c.OPENAI_BASE_URL).hostname === "api.openai.com") {
       ctx.addIssue({ code: "custom", path: ["OPENAI_API_KEY"], message: "is required for api.openai.com" });
+    }
+    try {
+      trustedProxies(c.AGENTWIRE_TRUSTED_PROXIES);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", path: ["AGENTWIRE_TRUSTED_PROXIES"], message: (err as Error).message });
     }
     if (c.AGENTWIRE_OUTBOX_HARD_BYTES <= c.AGENTWIRE_OUTBOX_SOFT_BYTES) {
       ctx.addIssue({ code: "custom", path: ["AGENTWIRE_OUTBOX_HARD_BYTES"], message: "must be greater than AGENTWIRE_OUTBOX_SOFT_BYTES" });

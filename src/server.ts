@@ -7,6 +7,7 @@ import { DemoAgent } from "./agents/demo.js";
 import type { RetryInfo } from "./agents/http-upstream.js";
 import { OpenAIAgent } from "./agents/openai.js";
 import { type Agent, Engine, KeyedRateLimiter, type Logger, type ToolRegistry } from "./engine/index.js";
+import { ClientAddress, trustedProxies } from "./transports/client-address.js";
 import { corsPolicy } from "./transports/cors.js";
 import { registerHttpRoutes, registerNotFound } from "./transports/http-routes.js";
 import { registerSseRoutes } from "./transports/sse-http.js";
@@ -98,6 +99,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const app = uws.App();
   const stats: ConnectionStats = { websockets: 0, sseStreams: 0 };
   const connectLimiter = new KeyedRateLimiter(config.AGENTWIRE_CONNECT_RATE_PER_IP, config.AGENTWIRE_CONNECT_BURST_PER_IP);
+  const proxies = config.AGENTWIRE_TRUSTED_PROXIES;
+  const clientAddress = new ClientAddress(proxies.length > 0 ? trustedProxies(proxies) : null);
   const corsOrigins = config.AGENTWIRE_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean);
   registerHttpRoutes(app, engine, {
     cors: corsPolicy(corsOrigins),
@@ -127,6 +130,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       idleTimeoutS: config.AGENTWIRE_WS_IDLE_TIMEOUT_S,
       maxConnections: config.AGENTWIRE_MAX_CONNECTIONS,
       connectLimiter,
+      clientAddress,
       logger,
     },
     stats,
@@ -141,6 +145,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       maxConnections: config.AGENTWIRE_MAX_CONNECTIONS,
       corsOrigins,
       connectLimiter,
+      clientAddress,
       logger,
     },
     stats,

@@ -7,6 +7,7 @@ import { type RequestInfo, extractToken, guard, queryParam, readRequest, sendErr
 import { SseSink } from "./sse-sink.js";
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./uws.js";
 import type { ConnectionStats } from "./uws-websocket.js";
+import type { ClientAddress } from "./client-address.js";
 
 export interface SseRouteOptions {
   /** Comment heartbeat interval from the moment a stream opens (ms). @default 15000 */
@@ -19,6 +20,8 @@ export interface SseRouteOptions {
   /** Origins allowed by CORS; "*" allows any; empty sends no CORS headers. */
   corsOrigins: string[];
   connectLimiter: KeyedRateLimiter;
+  /** Who a request counts as for the per-IP limit (the peer, or the client a trusted proxy names). */
+  clientAddress: ClientAddress;
   logger: Logger;
 }
 
@@ -88,7 +91,7 @@ async function openStream(res: HttpResponse, req: HttpRequest, engine: Engine, o
   // The sink exists only once the stream is accepted; an abort before that just marks the state.
   let sink: SseSink | null = null;
   const state = guard(res, () => sink?.aborted());
-  const waitMs = options.connectLimiter.take(info.ip);
+  const waitMs = options.connectLimiter.take(options.clientAddress.of(info.ip, info.headers["x-forwarded-for"]));
   if (waitMs > 0) {
     sendError(res, state, 429, { code: ErrorCode.RateLimited, message: "too many connection attempts", retryable: true, retryAfterMs: waitMs }, headers);
     return;

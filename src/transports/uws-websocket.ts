@@ -3,6 +3,7 @@ import { CloseCode, ErrorCode, parseClientFrame } from "../../protocol/index.js"
 import type { Attachment, AuthResult, Engine, KeyedRateLimiter, Logger, Sink } from "../engine/index.js";
 import { authFailure, extractToken, queryParam, readRequest, sendError } from "./http-util.js";
 import type { TemplatedApp, WebSocket } from "./uws.js";
+import type { ClientAddress } from "./client-address.js";
 
 export interface WebSocketRouteOptions {
   /** Largest frame answered with a typed error; bigger frames up to 4x this close the link with 1009. */
@@ -11,6 +12,8 @@ export interface WebSocketRouteOptions {
   idleTimeoutS: number;
   maxConnections: number;
   connectLimiter: KeyedRateLimiter;
+  /** Who a request counts as for the per-IP limit (the peer, or the client a trusted proxy names). */
+  clientAddress: ClientAddress;
   logger: Logger;
 }
 
@@ -44,7 +47,7 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       const key = req.getHeader("sec-websocket-key");
       const extensions = req.getHeader("sec-websocket-extensions");
       const state = { aborted: false };
-      const waitMs = options.connectLimiter.take(info.ip);
+      const waitMs = options.connectLimiter.take(options.clientAddress.of(info.ip, info.headers["x-forwarded-for"]));
       if (waitMs > 0) {
         sendError(res, state, 429, { code: ErrorCode.RateLimited, message: "too many connection attempts", retryable: true, retryAfterMs: waitMs });
         return;

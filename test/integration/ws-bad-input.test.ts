@@ -126,6 +126,47 @@ describe("connection limits", () => {
   });
 });
 
+describe("connection limits behind a proxy", () => {
+  /** The upgrade's status for a connection that arrives with this X-Forwarded-For. */
+  const attempt = (url: string, forwardedFor: string) =>
+    TestClient.connect(url, { headers: { "x-forwarded-for": forwardedFor } }).then(
+      (c) => {
+        c.close();
+        return 101;
+      },
+      (err: { status?: number }) => err.status,
+    );
+
+  it("counts each client a trusted proxy names on its own, from the right of X-Forwarded-For", async () => {
+    const server = await startTestServer({ AGENTWIRE_CONNECT_RATE_PER_IP: 0.001, AGENTWIRE_CONNECT_BURST_PER_IP: 1, AGENTWIRE_TRUSTED_PROXIES: "127.0.0.1" });
+    const s = await server.createSession();
+    const url = TestClient.sessionUrl(server.wsBase, s);
+    expect(await attempt(url, "198.51.100.1")).toBe(101);
+    expect(await attempt(url, "198.51.100.1")).toBe(429);
+    expect(await attempt(url, "198.51.100.2")).toBe(101);
+    // A client may write anything left of what the proxy appended: it does not get a fresh bucket.
+    expect(await attempt(url, "203.0.113.99, 198.51.100.2")).toBe(429);
+    // The SSE route counts the same way.
+    const sse = (forwardedFor: string) => fetch(`${server.base}/v1/sessions/${s.sessionId}/events?token=${s.token}`, { headers: { "x-forwarded-for": forwardedFor } });
+    const open = await sse("198.51.100.3");
+    expect(open.status).toBe(200);
+    await open.body?.cancel();
+    const refused = await sse("198.51.100.3");
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(ErrorCode.RateLimited);
+    await server.close();
+  });
+
+  it("ignores X-Forwarded-For unless the peer is a trusted proxy", async () => {
+    const server = await startTestServer({ AGENTWIRE_CONNECT_RATE_PER_IP: 0.001, AGENTWIRE_CONNECT_BURST_PER_IP: 1 });
+    const s = await server.createSession();
+    const url = TestClient.sessionUrl(server.wsBase, s);
+    expect(await attempt(url, "198.51.100.1")).toBe(101);
+    expect(await attempt(url, "198.51.100.2")).toBe(429);
+    await server.close();
+  });
+});
+
 describe("unknown routes", () => {
   it("answer 404 not_found as JSON, and the real routes still match", async () => {
     const server = await startTestServer();

@@ -28,6 +28,8 @@ describe("configuration", () => {
     expect(bad({ PORT: "70000" })).toEqual(["PORT"]);
     expect(bad({ AGENTWIRE_AGENT: "gpt" })).toEqual(["AGENTWIRE_AGENT"]);
     expect(bad({ AGENTWIRE_OUTBOX_SOFT_BYTES: "8192", AGENTWIRE_OUTBOX_HARD_BYTES: "4096" })).toEqual(["AGENTWIRE_OUTBOX_HARD_BYTES"]);
+    expect(bad({ AGENTWIRE_TRUSTED_PROXIES: "127.0.0.1, proxy.internal" })).toEqual(["AGENTWIRE_TRUSTED_PROXIES"]);
+    expect(loadConfig({ AGENTWIRE_TRUSTED_PROXIES: " 127.0.0.1, 10.0.0.0/8,,::1 " }).AGENTWIRE_TRUSTED_PROXIES).toEqual(["127.0.0.1", "10.0.0.0/8", "::1"]);
   });
 });
 
