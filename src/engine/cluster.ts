@@ -21,6 +21,8 @@ export interface ClusterOptions {
 export const defaultClusterOptions: ClusterOptions = { leaseTtlMs: 5000, forwardTimeoutMs: 3000, batchMs: 0 };
 
 const READ_BATCH = 1000;
+/** Lease holders asked for at once by the watch loop. */
+const WATCH_CHUNK = 500;
 /** A replica with no client and no message for this long stops following its session. */
 const REPLICA_IDLE_MS = 30_000;
 
@@ -37,6 +39,7 @@ export class Cluster {
   private readonly replicas = new Map<string, Replica>();
   private readonly opening = new Map<string, Promise<Session | null>>();
   private readonly timers: NodeJS.Timeout[] = [];
+  private watching = false;
   /** Shared by every persister: per-session closures and option objects add up at 100k sessions. */
   private readonly persisterOptions: PersisterOptions;
 
@@ -296,7 +299,19 @@ export class Cluster {
 
   /** Replicas whose owner's lease lapsed are taken over; replicas nobody watches are dropped. */
   private async watch(): Promise<void> {
-    for (const [id, replica] of [...this.replicas]) {
+    // One pass at a time: a slow broker must not stack passes up.
+    if (this.watching) return;
+    this.watching = true;
+    try {
+      await this.watchOnce();
+    } finally {
+      this.watching = false;
+    }
+  }
+
+  private async watchOnce(): Promise<void> {
+    const watched: [string, Replica, Session][] = [];
+    for (const [id, replica] of this.replicas) {
       const session = this.sessions.get(id);
       if (!session) continue;
       // Kept a while after its last client or message, so a polling client does not rebuild it each time.
@@ -306,9 +321,18 @@ export class Cluster {
         void replica.unsubscribe?.();
         continue;
       }
-      const holder = await this.broker.leaseHolder(id).catch(() => undefined);
-      if (holder === null) await this.takeOver(session).catch(() => {});
-      else if (holder && holder !== replica.holder) replica.holder = holder;
+      watched.push([id, replica, session]);
+    }
+    // Asked together (one pipelined burst per chunk), not one round trip after another: a node
+    // following thousands of sessions still checks each about once per interval.
+    for (let i = 0; i < watched.length; i += WATCH_CHUNK) {
+      const chunk = watched.slice(i, i + WATCH_CHUNK);
+      const holders = await Promise.all(chunk.map(([id]) => this.broker.leaseHolder(id).catch(() => undefined)));
+      for (const [k, [, replica, session]] of chunk.entries()) {
+        const holder = holders[k];
+        if (holder === null) await this.takeOver(session).catch(() => {});
+        else if (holder && holder !== replica.holder) replica.holder = holder;
+      }
     }
   }
 }
