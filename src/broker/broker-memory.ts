@@ -29,8 +29,17 @@ export class MemoryStore {
   readonly logs = new Map<string, StoredLog>();
   readonly subscribers = new Map<string, Set<(events: StoredEvent[]) => void>>();
   readonly nodes = new Map<string, (request: NodeRequest) => Promise<unknown>>();
+  readonly reconnectListeners = new Set<() => void>();
 
   constructor(readonly now: () => number = Date.now) {}
+
+  /** What a Redis restart without persistence does: everything stored is gone, and every node reconnects. */
+  restart(): void {
+    this.sessions.clear();
+    this.leases.clear();
+    this.logs.clear();
+    for (const listener of this.reconnectListeners) listener();
+  }
 }
 
 /** Runs callbacks later, strictly in the order they were queued. */
@@ -40,6 +49,7 @@ function later(fn: () => void): void {
 
 export class MemoryBroker implements Broker {
   readonly nodeId: string;
+  private readonly reconnectListeners: (() => void)[] = [];
 
   constructor(
     private readonly store: MemoryStore = new MemoryStore(),
@@ -182,8 +192,10 @@ export class MemoryBroker implements Broker {
     });
   }
 
-  onReconnect(): void {
-    // One process: the store never goes away.
+  onReconnect(listener: () => void): void {
+    // One process: the store goes away only when a test restarts it.
+    this.reconnectListeners.push(listener);
+    this.store.reconnectListeners.add(listener);
   }
 
   onRequest(handler: (request: NodeRequest) => Promise<unknown>): void {
@@ -192,5 +204,6 @@ export class MemoryBroker implements Broker {
 
   async close(): Promise<void> {
     this.store.nodes.delete(this.nodeId);
+    for (const listener of this.reconnectListeners) this.store.reconnectListeners.delete(listener);
   }
 }

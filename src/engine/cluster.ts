@@ -40,6 +40,8 @@ export class Cluster {
   private readonly opening = new Map<string, Promise<Session | null>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private watching = false;
+  /** When the broker link last came back (-Infinity: never lost). */
+  private reconnectedAt = Number.NEGATIVE_INFINITY;
   /** Shared by every persister: per-session closures and option objects add up at 100k sessions. */
   private readonly persisterOptions: PersisterOptions;
 
@@ -61,6 +63,7 @@ export class Cluster {
     broker.onRequest((request) => this.serve(request));
     // A store that restarted empty forgets our leases and sessions: re-store them now, not at the next renewal.
     broker.onReconnect(() => {
+      this.reconnectedAt = ctx.now();
       void this.renew();
       // Appends that failed during the outage wait on a backoff timer: send them now.
       for (const persister of this.persisters.values()) persister.resync(Number.POSITIVE_INFINITY);
@@ -101,7 +104,13 @@ export class Cluster {
 
   private async load(sessionId: string): Promise<Session | null> {
     const record = await this.broker.loadSession(sessionId);
-    if (!record) return null;
+    if (!record) {
+      // A store that restarted empty has forgotten sessions until their owners store them again
+      // (at once on their own reconnect, at the latest with their next lease renewal): until
+      // then "not found" may be wrong, and a client told so would give up for good.
+      if (this.ctx.now() - this.reconnectedAt < this.options.leaseTtlMs) throw new Error("the broker came back moments ago; the session may not be stored again yet");
+      return null;
+    }
     const session = new Session(sessionId, record.token, this.ctx);
     session.role = "replica";
     await this.fill(session, -1);

@@ -95,3 +95,26 @@ describe("engines sharing a broker", () => {
     expect(seqs(next)).toEqual(Array.from({ length: seqs(next).length }, (_, i) => i + 1));
   });
 });
+
+describe("a store that restarts empty", () => {
+  it("makes other nodes answer owner_unavailable, not session_not_found, until owners could have stored again", async () => {
+    const store = new MemoryStore();
+    const ownerBroker = new MemoryBroker(store, "A");
+    const a = new Engine({ agent: new RecordingDemoAgent({ tokensPerSecond: 0 }), broker: ownerBroker, cluster: { leaseTtlMs: 300 } });
+    let now = 1_000_000;
+    const b = new Engine({ agent: new RecordingDemoAgent({ tokensPerSecond: 0 }), broker: new MemoryBroker(store, "B"), cluster: { leaseTtlMs: 300 }, now: () => now });
+    engines.push(a, b);
+    const created = await a.createSession();
+    if (!created) throw new Error("no session");
+    // The owner is gone (it would store the session again on its reconnect), then the store restarts.
+    a.close();
+    await ownerBroker.close();
+    store.restart();
+    expect(await b.authorizeAny(created.sessionId, created.token)).toEqual({ ok: false, code: "owner_unavailable" });
+    now += 299;
+    expect(await b.authorizeAny(created.sessionId, created.token)).toEqual({ ok: false, code: "owner_unavailable" });
+    // Past one lease time every live owner has renewed and stored its sessions: now it is really gone.
+    now += 1;
+    expect(await b.authorizeAny(created.sessionId, created.token)).toEqual({ ok: false, code: "session_not_found" });
+  });
+});
