@@ -42,6 +42,8 @@ export const ErrorCode = {
   OwnerLost: "owner_lost",
   /** The node that owns the session did not answer in time; retry shortly. */
   OwnerUnavailable: "owner_unavailable",
+  /** The server is shutting down and starts no new turns or sessions; retry after `retryAfterMs` (another node will answer). */
+  ServerDraining: "server_draining",
   MethodNotAllowed: "method_not_allowed",
   UnsupportedMediaType: "unsupported_media_type",
   NotFound: "not_found",

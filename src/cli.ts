@@ -51,11 +51,15 @@ async function main(argv: string[]): Promise<number> {
   // Machine-readable line for supervisors and tests that start us with PORT=0.
   process.stdout.write(`${JSON.stringify({ listening: server.port, nativeUws: server.nativeUws })}\n`);
   await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
   });
-  await server.close();
+  // A second signal during the grace period stops waiting for running turns.
+  const impatient = new AbortController();
+  const cut = () => impatient.abort();
+  process.once("SIGINT", cut);
+  process.once("SIGTERM", cut);
+  await server.close({ graceMs: config.AGENTWIRE_SHUTDOWN_GRACE_MS, signal: impatient.signal });
   return 0;
 }
 

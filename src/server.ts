@@ -29,8 +29,12 @@ export interface RunningServer {
   /** Null when the node stands alone (no Redis configured). */
   broker: Broker | null;
   nativeUws: boolean;
-  /** Tells clients to reconnect elsewhere, closes every link and stops listening. */
-  close(): Promise<void>;
+  /**
+   * Stops listening, lets running turns finish for up to `graceMs` (no new turn or session starts;
+   * `signal` ends the wait early), then tells clients to reconnect elsewhere and closes every link.
+   * @default graceMs 0
+   */
+  close(options?: { graceMs?: number; signal?: AbortSignal }): Promise<void>;
 }
 
 export function createAgent(config: Config, logger?: Logger): Agent {
@@ -104,7 +108,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const corsOrigins = config.AGENTWIRE_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean);
   registerHttpRoutes(app, engine, {
     cors: corsPolicy(corsOrigins),
-    isReady: () => broker?.isReady() ?? true,
+    isReady: () => !engine.draining && (broker?.isReady() ?? true),
     metrics: () =>
       [
         "# TYPE agentwire_sessions gauge",
@@ -167,8 +171,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     engine,
     broker,
     nativeUws,
-    async close() {
+    async close({ graceMs = 0, signal } = {}) {
       uws.us_listen_socket_close(listenSocket);
+      const running = engine.runningTurns;
+      if (graceMs > 0 && running > 0) logger.info({ running, graceMs }, "shutting down: letting running turns finish");
+      await engine.quiesce(graceMs, config.AGENTWIRE_DRAIN_RECONNECT_MS, signal);
+      if (engine.runningTurns > 0) logger.warn({ running: engine.runningTurns }, "shutting down: cutting running turns");
       engine.drain(config.AGENTWIRE_DRAIN_RECONNECT_MS);
       await engine.shutdown();
       await broker?.close();

@@ -226,11 +226,21 @@ export class RedisBroker implements Broker {
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       const envelope: Envelope = { id, from: this.nodeId, request };
-      this.cmd.publish(this.nodeChannel(nodeId), JSON.stringify(envelope)).catch((err: Error) => {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        reject(new BrokerUnavailable(`request ${request.kind}: ${err.message}`));
-      });
+      this.cmd.publish(this.nodeChannel(nodeId), JSON.stringify(envelope)).then(
+        (receivers) => {
+          // One Redis counts every subscriber: none means the node is gone (it left or died), and
+          // waiting out the timeout would only delay the takeover. A Redis Cluster counts only the
+          // subscribers of the shard that took the PUBLISH, so there a zero proves nothing.
+          if (receivers > 0 || this.options.clusterNodes?.length || !this.pending.delete(id)) return;
+          clearTimeout(timer);
+          reject(new BrokerTimeout(`request ${request.kind} to ${nodeId}: no such node listening`));
+        },
+        (err: Error) => {
+          clearTimeout(timer);
+          this.pending.delete(id);
+          reject(new BrokerUnavailable(`request ${request.kind}: ${err.message}`));
+        },
+      );
     });
   }
 

@@ -140,6 +140,16 @@ export class Cluster {
   }
 
   /**
+   * Graceful leave, first step: waits until every owned session's log and state are stored, so the
+   * node that takes a session over finds its last events (a turn that just ended). Bounded by
+   * `timeoutMs`; a broker that is down cannot be waited for.
+   */
+  async settle(timeoutMs: number): Promise<void> {
+    const stored = Promise.all([...this.persisters.values()].map((p) => p.whenStored()));
+    await Promise.race([stored, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  /**
    * Graceful leave: gives up this node's leases so other nodes take its sessions over at the next
    * message instead of waiting for the leases to lapse. Bounded by `timeoutMs`.
    */

@@ -68,4 +68,6 @@ export interface EngineContext {
   runningTurns(): number;
   turnStarted(): void;
   turnEnded(): void;
+  /** Set when the server shuts down: no new turn starts, running ones may finish. */
+  draining(): { retryAfterMs: number } | null;
 }

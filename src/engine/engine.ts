@@ -45,6 +45,9 @@ export class Engine {
   /** Null when standalone: one node needs no leases, replicas or stored copy of its logs. */
   private readonly cluster: Cluster | null;
   private readonly ids = new RandomIds();
+  private drainingState: { retryAfterMs: number } | null = null;
+  /** Called once no turn runs (graceful shutdown waits on it). */
+  private idleWaiters: (() => void)[] = [];
   readonly broker: Broker | null;
   readonly nodeId: string;
 
@@ -66,7 +69,9 @@ export class Engine {
       },
       turnEnded: () => {
         this.running--;
+        if (this.running === 0) for (const wake of this.idleWaiters.splice(0)) wake();
       },
+      draining: () => this.drainingState,
     };
     this.broker = options.broker ?? null;
     this.nodeId = this.broker?.nodeId ?? options.nodeId ?? `n_${this.ids.next(8)}`;
@@ -88,6 +93,32 @@ export class Engine {
 
   get runningTurns(): number {
     return this.running;
+  }
+
+  /** Set once a graceful shutdown began: how long clients should wait before they retry. */
+  get draining(): { retryAfterMs: number } | null {
+    return this.drainingState;
+  }
+
+  /**
+   * First step of a graceful shutdown: from now on no turn and no session starts here (clients are
+   * told `server_draining` and to retry after `retryAfterMs`, elsewhere), while running turns go
+   * on. Resolves once none runs, after `graceMs`, or when `signal` aborts, whichever is first.
+   */
+  async quiesce(graceMs: number, retryAfterMs: number, signal?: AbortSignal): Promise<void> {
+    this.drainingState = { retryAfterMs };
+    if (this.running === 0 || graceMs <= 0 || signal?.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
+        resolve();
+      };
+      const timer = setTimeout(done, graceMs);
+      signal?.addEventListener("abort", done, { once: true });
+      this.idleWaiters.push(done);
+    });
   }
 
   /** Creates a session and its secret token (stored for every node), or null at the session limit. */
@@ -197,6 +228,7 @@ export class Engine {
 
   /** Graceful stop: stops persisting, hands this node's sessions back to the cluster, then closes. */
   async shutdown(timeoutMs = 2000): Promise<void> {
+    await this.cluster?.settle(timeoutMs);
     this.cluster?.close();
     await this.cluster?.release(timeoutMs);
     this.close();

@@ -36,6 +36,8 @@ export class LogPersister implements OwnerHooks {
   private saveAgain = false;
   /** A flush is already queued as a microtask: one is enough for any number of events. */
   private flushQueued = false;
+  /** Waiting for everything logged so far, and the latest state, to be stored. */
+  private storedWaiters: (() => void)[] = [];
 
   constructor(
     private readonly session: Session,
@@ -49,6 +51,21 @@ export class LogPersister implements OwnerHooks {
 
   get persistedSeq(): number {
     return this.persisted;
+  }
+
+  /** Resolves once every event logged so far and the latest state are stored, or persisting stopped. */
+  whenStored(): Promise<void> {
+    if (this.isStored()) return Promise.resolve();
+    return new Promise((resolve) => this.storedWaiters.push(resolve));
+  }
+
+  private isStored(): boolean {
+    return this.stopped || (this.persisted >= this.session.log.lastSeq && !this.saving && !this.saveAgain);
+  }
+
+  private wakeIfStored(): void {
+    if (this.storedWaiters.length === 0 || !this.isStored()) return;
+    for (const wake of this.storedWaiters.splice(0)) wake();
   }
 
   /** A new local event. The first token of a turn and every non-token event go out at once. */
@@ -84,10 +101,12 @@ export class LogPersister implements OwnerHooks {
       this.saveAgain = false;
       this.changed();
     }
+    this.wakeIfStored();
   }
 
   stop(): void {
     this.stopped = true;
+    this.wakeIfStored();
     this.session.log.pin(Number.POSITIVE_INFINITY);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -144,6 +163,7 @@ export class LogPersister implements OwnerHooks {
           this.force = false;
           // Natural batching: whatever arrived while this round trip ran goes in the next one.
           if (log.lastSeq > this.persisted) this.flush();
+          else this.wakeIfStored();
         } else if (result.reason === "not_owner") {
           this.stop();
           this.options.onNotOwner(this.session);

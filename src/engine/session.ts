@@ -202,6 +202,12 @@ export class Session {
 
   private input(message: InputMessage, onTurn?: (turnId: string) => void): SubmitOutcome {
     const { limits } = this.ctx;
+    // Before anything changes: a shutting-down node neither starts a turn nor buffers input it
+    // would lose; the client sends it again, to the next owner.
+    const draining = this.ctx.draining();
+    if (draining) {
+      return refuse(ErrorCode.ServerDraining, "the server is shutting down: send this again shortly", 503, { retryable: true, retryAfterMs: draining.retryAfterMs });
+    }
     if (message.interrupt && this.activeTurn) this.activeTurn.cancel("interrupted");
     const text = this.pending + message.text;
     if (text.length > limits.maxInputChars) {

@@ -45,6 +45,11 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
   app.post("/v1/sessions", async (res, req) => {
     const state = guard(res);
     const headers = cors(req);
+    const draining = engine.draining;
+    if (draining) {
+      sendError(res, state, 503, { code: ErrorCode.ServerDraining, message: "the server is shutting down", retryable: true, retryAfterMs: draining.retryAfterMs }, headers);
+      return;
+    }
     const created = await engine.createSession();
     if (!created) {
       sendError(res, state, 503, { code: ErrorCode.Overloaded, message: "session limit reached", retryable: true, retryAfterMs: 5000 }, headers);

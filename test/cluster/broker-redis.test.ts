@@ -31,6 +31,18 @@ describe.runIf(run)("RedisBroker on a single redis-server", () => {
     await ready(a, b);
     return { a, b, close: async () => void (await Promise.all([a.close(), b.close()])) };
   });
+
+  it("fails a request to a node nobody hears at once, instead of after its timeout", { timeout: 5000 }, async () => {
+    const a = new RedisBroker({ url: redis.url, prefix: "gone:", nodeId: "A-gone", logger: silentLogger, probeIntervalMs: 200 });
+    await ready(a);
+    // With an hour to wait, only the publish's receiver count can end this within the test's 5 s.
+    const outcome = await a.request("nobody", { kind: "submit", sessionId: "s_x", body: null }, 3_600_000).then(
+      () => "answered",
+      (err: Error) => err.name,
+    );
+    expect(outcome).toBe("BrokerTimeout");
+    await a.close();
+  });
 });
 
 describe.runIf(run)("RedisBroker on a three-master Redis Cluster", () => {

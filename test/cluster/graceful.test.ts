@@ -13,8 +13,15 @@ describe.runIf(run)("a node that shuts down gracefully", () => {
   });
   afterAll(() => redis?.stop());
 
-  it("hands its sessions over at once instead of after the lease", async () => {
-    const env = { REDIS_URL: redis.url, AGENTWIRE_REDIS_PREFIX: "g:", AGENTWIRE_LEASE_TTL_MS: LONG_LEASE_MS, AGENTWIRE_DEMO_TOKENS_PER_SEC: 20, AGENTWIRE_DEMO_REPLY_WORDS: 500 };
+  it("with no grace period, hands its sessions over at once instead of after the lease", async () => {
+    const env = {
+      REDIS_URL: redis.url,
+      AGENTWIRE_REDIS_PREFIX: "g:",
+      AGENTWIRE_LEASE_TTL_MS: LONG_LEASE_MS,
+      AGENTWIRE_DEMO_TOKENS_PER_SEC: 20,
+      AGENTWIRE_DEMO_REPLY_WORDS: 500,
+      AGENTWIRE_SHUTDOWN_GRACE_MS: 0,
+    };
     const [leaving, staying] = await Promise.all([startNode("G1", env), startNode("G2", env)]);
     await eventually("both ready", async () => (await fetch(`${leaving.base}/readyz`)).ok && (await fetch(`${staying.base}/readyz`)).ok);
     const s = (await (await fetch(`${leaving.base}/v1/sessions`, { method: "POST" })).json()) as { sessionId: string; token: string };
@@ -36,6 +43,48 @@ describe.runIf(run)("a node that shuts down gracefully", () => {
     await onStaying.next("token", (m) => m.turn === "t2");
     onStaying.send({ type: "cancel" });
     expect((await onStaying.waitForTurnEnd("t2")).status).toBe("cancelled");
+    onStaying.close();
+    await (staying as NodeProc).kill();
+  });
+
+  it("with a grace period, lets the running turn finish, refuses new input meanwhile, then hands over", async () => {
+    const env = {
+      REDIS_URL: redis.url,
+      AGENTWIRE_REDIS_PREFIX: "h:",
+      AGENTWIRE_LEASE_TTL_MS: LONG_LEASE_MS,
+      AGENTWIRE_DEMO_TOKENS_PER_SEC: 40,
+      AGENTWIRE_DEMO_REPLY_WORDS: 40,
+      AGENTWIRE_SHUTDOWN_GRACE_MS: 20_000,
+      AGENTWIRE_DRAIN_RECONNECT_MS: 300,
+      // The leaving node says when it starts draining.
+      LOG_LEVEL: "info",
+    };
+    const [leaving, staying] = await Promise.all([startNode("H1", env), startNode("H2", env)]);
+    await eventually("both ready", async () => (await fetch(`${leaving.base}/readyz`)).ok && (await fetch(`${staying.base}/readyz`)).ok);
+    const s = (await (await fetch(`${leaving.base}/v1/sessions`, { method: "POST" })).json()) as { sessionId: string; token: string };
+    const onLeaving = await TestClient.connect(TestClient.sessionUrl(leaving.wsBase, s, 0));
+    const onStaying = await TestClient.connect(TestClient.sessionUrl(staying.wsBase, s, 0));
+    onStaying.send({ type: "input", text: "1 + 2" });
+    await onStaying.waitUntil((ms) => ms.filter((m) => m.type === "token").length >= 2, "2 tokens");
+    const exit = leaving.stop();
+    await eventually("the leaving node to start draining", async () => leaving.output().includes("letting running turns finish"));
+    // Forwarded to the owner, which is shutting down: refused, retryable, nothing buffered.
+    onStaying.send({ type: "input", id: "early", text: "and then?" });
+    const refused = await onStaying.next("error", (m) => m.id === "early");
+    expect(refused).toMatchObject({ code: "server_draining", retryable: true, retryAfterMs: 300 });
+    // The running turn completes on the leaving node, seen the same on both nodes.
+    const end = await onStaying.waitForTurnEnd("t1");
+    expect(end).toMatchObject({ status: "completed", reason: "stop" });
+    expect(await onLeaving.waitForTurnEnd("t1")).toEqual(end);
+    // Only then are the leaving node's clients told to go elsewhere.
+    expect(await onLeaving.waitClosed()).toBe(4001);
+    const drainAt = onLeaving.messages.findIndex((m) => m.type === "drain");
+    expect(drainAt).toBeGreaterThan(onLeaving.messages.findIndex((m) => m.type === "turn_end"));
+    expect(await exit).toBe(0);
+    // The surviving node owns the session now; the input refused before runs there.
+    onStaying.send({ type: "input", text: "and then?" });
+    const second = await onStaying.waitForTurnEnd("t2");
+    expect(second.status).toBe("completed");
     onStaying.close();
     await (staying as NodeProc).kill();
   });
