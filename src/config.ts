@@ -38,7 +38,7 @@ export const ConfigSchema = z
     AGENTWIRE_CLIENT_TOOL_TIMEOUT_MS: int(30_000, 10),
     AGENTWIRE_MAX_STEPS: int(8, 1, 100),
     AGENTWIRE_DRAIN_RECONNECT_MS: int(1000, 0),
-    AGENTWIRE_SHUTDOWN_GRACE_MS: int(10_000, 0, 3_600_000),
+    AGENTWIRE_SHUTDOWN_GRACE_MS: int(8000, 0, 3_600_000),
     AGENTWIRE_REQUIRE_NATIVE_UWS: bool(false),
     OPENAI_BASE_URL: z.url().default("https://api.openai.com/v1"),
     OPENAI_API_KEY: z.string().default(""),
