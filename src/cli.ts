@@ -19,6 +19,9 @@ Common settings (all are listed in the README):
   AGENTWIRE_DEMO_TOKENS_PER_SEC pace of the demo agent (0 = as fast as possible)
   LOG_LEVEL=info                pino level
 
+SIGTERM or SIGINT: stop taking new turns, let running ones finish (AGENTWIRE_SHUTDOWN_GRACE_MS),
+then tell clients to reconnect elsewhere and exit. A second signal stops waiting.
+
 Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.
 `;
 
