@@ -8,6 +8,7 @@ import {
   type LogLimits,
   type NodeRequest,
   type ReadResult,
+  type SessionListener,
   type SessionRecord,
   type StoredEvent,
 } from "./broker.js";
@@ -27,9 +28,11 @@ export class MemoryStore {
   readonly sessions = new Map<string, { record: SessionRecord; expiresAt: number }>();
   readonly leases = new Map<string, { holder: string; expiresAt: number }>();
   readonly logs = new Map<string, StoredLog>();
-  readonly subscribers = new Map<string, Set<(events: StoredEvent[]) => void>>();
+  readonly subscribers = new Map<string, Set<SessionListener>>();
   readonly nodes = new Map<string, (request: NodeRequest) => Promise<unknown>>();
   readonly reconnectListeners = new Set<() => void>();
+  /** Node id -> when its heartbeat lapses. */
+  readonly alive = new Map<string, number>();
 
   constructor(readonly now: () => number = Date.now) {}
 
@@ -38,6 +41,7 @@ export class MemoryStore {
     this.sessions.clear();
     this.leases.clear();
     this.logs.clear();
+    this.alive.clear();
     for (const listener of this.reconnectListeners) listener();
   }
 }
@@ -76,6 +80,10 @@ export class MemoryBroker implements Broker {
     this.store.sessions.delete(sessionId);
     this.store.logs.delete(sessionId);
     this.store.leases.delete(sessionId);
+    const listeners = [...(this.store.subscribers.get(sessionId) ?? [])];
+    later(() => {
+      for (const listener of listeners) listener.deleted();
+    });
   }
 
   async acquireLease(sessionId: string, ttlMs: number): Promise<string> {
@@ -108,6 +116,16 @@ export class MemoryBroker implements Broker {
     return lease && lease.expiresAt > this.store.now() ? lease.holder : null;
   }
 
+  async heartbeat(ttlMs: number): Promise<void> {
+    if (ttlMs > 0) this.store.alive.set(this.nodeId, this.store.now() + ttlMs);
+    else this.store.alive.delete(this.nodeId);
+  }
+
+  async nodesAlive(nodeIds: readonly string[]): Promise<boolean[]> {
+    const now = this.store.now();
+    return nodeIds.map((id) => (this.store.alive.get(id) ?? 0) > now);
+  }
+
   async append(sessionId: string, events: readonly StoredEvent[], limits: LogLimits, force = false): Promise<AppendResult> {
     if ((await this.leaseHolder(sessionId)) !== this.nodeId) return { ok: false, reason: "not_owner" };
     const now = this.store.now();
@@ -134,7 +152,7 @@ export class MemoryBroker implements Broker {
     const subscribers = this.store.subscribers.get(sessionId);
     if (subscribers) {
       const batch = events.map((e) => ({ seq: e.seq, frame: e.frame }));
-      for (const deliver of subscribers) later(() => deliver(batch));
+      for (const listener of subscribers) later(() => listener.events(batch));
     }
     return { ok: true };
   }
@@ -159,15 +177,15 @@ export class MemoryBroker implements Broker {
     return this.store.logs.get(sessionId)?.lastSeq ?? 0;
   }
 
-  async subscribe(sessionId: string, onEvents: (events: StoredEvent[]) => void): Promise<() => Promise<void>> {
+  async subscribe(sessionId: string, listener: SessionListener): Promise<() => Promise<void>> {
     let set = this.store.subscribers.get(sessionId);
     if (!set) {
       set = new Set();
       this.store.subscribers.set(sessionId, set);
     }
-    set.add(onEvents);
+    set.add(listener);
     return async () => {
-      set.delete(onEvents);
+      set.delete(listener);
       if (set.size === 0) this.store.subscribers.delete(sessionId);
     };
   }

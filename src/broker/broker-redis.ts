@@ -11,10 +11,11 @@ import {
   type LogLimits,
   type NodeRequest,
   type ReadResult,
+  type SessionListener,
   type SessionRecord,
   type StoredEvent,
 } from "./broker.js";
-import { ACQUIRE, APPEND, READ, RELEASE, RENEW } from "./redis-scripts.js";
+import { ACQUIRE, APPEND, DELETE, DELETED_NOTICE, READ, RELEASE, RENEW } from "./redis-scripts.js";
 
 export interface RedisBrokerOptions {
   /** `redis://host:port` of a single Redis. */
@@ -42,6 +43,7 @@ type Commands = {
   awAcquire(...args: (string | number)[]): Promise<string>;
   awRenew(...args: (string | number)[]): Promise<number>;
   awRelease(...args: (string | number)[]): Promise<number>;
+  awDelete(...args: (string | number)[]): Promise<number>;
 };
 
 interface Envelope {
@@ -61,7 +63,7 @@ export class RedisBroker implements Broker {
   /** Sharded subscriptions for session channels (cluster mode), or null when they share `sub`. */
   private readonly ssub: Cluster | null;
   private readonly publishCommand: "PUBLISH" | "SPUBLISH";
-  private readonly channels = new Map<string, Set<(events: StoredEvent[]) => void>>();
+  private readonly channels = new Map<string, Set<SessionListener>>();
   private readonly pending = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
   private handler: ((request: NodeRequest) => Promise<unknown>) | null = null;
   private pubsubAlive = false;
@@ -101,6 +103,7 @@ export class RedisBroker implements Broker {
       ["awAcquire", ACQUIRE, 1],
       ["awRenew", RENEW, 2],
       ["awRelease", RELEASE, 1],
+      ["awDelete", DELETE, 4],
     ] as const) {
       this.cmd.defineCommand(name, { lua, numberOfKeys: keys });
     }
@@ -118,6 +121,10 @@ export class RedisBroker implements Broker {
 
   private key(sessionId: string, part: string): string {
     return `${this.prefix}{${sessionId}}:${part}`;
+  }
+
+  private aliveKey(nodeId: string): string {
+    return `${this.prefix}alive:${nodeId}`;
   }
 
   private nodeChannel(nodeId: string): string {
@@ -141,7 +148,8 @@ export class RedisBroker implements Broker {
   }
 
   async deleteSession(sessionId: string): Promise<void> {
-    await this.cmd.del(this.key(sessionId, "meta"), this.key(sessionId, "log"), this.key(sessionId, "seq"), this.key(sessionId, "lease"));
+    const keys = [this.key(sessionId, "meta"), this.key(sessionId, "log"), this.key(sessionId, "seq"), this.key(sessionId, "lease")];
+    await this.cmd.awDelete(...keys, this.key(sessionId, "events"), this.publishCommand);
   }
 
   acquireLease(sessionId: string, ttlMs: number): Promise<string> {
@@ -159,6 +167,16 @@ export class RedisBroker implements Broker {
 
   leaseHolder(sessionId: string): Promise<string | null> {
     return this.cmd.get(this.key(sessionId, "lease"));
+  }
+
+  async heartbeat(ttlMs: number): Promise<void> {
+    if (ttlMs > 0) await this.cmd.set(this.aliveKey(this.nodeId), "1", "PX", ttlMs);
+    else await this.cmd.del(this.aliveKey(this.nodeId));
+  }
+
+  /** One EXISTS per node, sent together: on a Redis Cluster the keys sit on different shards. */
+  nodesAlive(nodeIds: readonly string[]): Promise<boolean[]> {
+    return Promise.all(nodeIds.map(async (id) => (await this.cmd.exists(this.aliveKey(id))) > 0));
   }
 
   async append(sessionId: string, events: readonly StoredEvent[], limits: LogLimits, force = false): Promise<AppendResult> {
@@ -194,7 +212,7 @@ export class RedisBroker implements Broker {
     return Number((await this.cmd.get(this.key(sessionId, "seq"))) ?? 0);
   }
 
-  async subscribe(sessionId: string, onEvents: (events: StoredEvent[]) => void): Promise<() => Promise<void>> {
+  async subscribe(sessionId: string, listener: SessionListener): Promise<() => Promise<void>> {
     const channel = this.key(sessionId, "events");
     let set = this.channels.get(channel);
     if (!set) {
@@ -204,9 +222,9 @@ export class RedisBroker implements Broker {
         if (this.ssub.status === "ready") await this.ssub.ssubscribe(channel);
       } else if (this.sub.status === "ready") await this.sub.subscribe(channel);
     }
-    set.add(onEvents);
+    set.add(listener);
     return async () => {
-      set.delete(onEvents);
+      set.delete(listener);
       if (set.size === 0 && this.channels.get(channel) === set) {
         this.channels.delete(channel);
         if (this.ssub) {
@@ -306,11 +324,15 @@ export class RedisBroker implements Broker {
   private dispatch(channel: string, payload: string): void {
     const handlers = this.channels.get(channel);
     if (handlers) {
+      if (payload === DELETED_NOTICE) {
+        for (const handler of handlers) handler.deleted();
+        return;
+      }
       const newline = payload.indexOf("\n");
       const first = Number(payload.slice(0, newline));
       const frames = payload.slice(newline + 1).split("\n");
       const events = frames.map((frame, i) => ({ seq: first + i, frame }));
-      for (const handler of handlers) handler(events);
+      for (const handler of handlers) handler.events(events);
       return;
     }
     if (channel === this.nodeChannel(this.nodeId)) this.onNodeMessage(JSON.parse(payload) as Envelope);

@@ -37,6 +37,13 @@ export interface LogLimits {
   ttlMs: number;
 }
 
+/** What a node following a session hears about it. */
+export interface SessionListener {
+  events(events: StoredEvent[]): void;
+  /** The session was deleted (by any node); nothing more will come. */
+  deleted(): void;
+}
+
 export interface Broker {
   /** This node's id, unique in the cluster. */
   readonly nodeId: string;
@@ -53,6 +60,13 @@ export interface Broker {
   renewLeases(sessionIds: readonly string[], ttlMs: number): Promise<string[]>;
   releaseLease(sessionId: string): Promise<void>;
   leaseHolder(sessionId: string): Promise<string | null>;
+  /**
+   * Marks this node alive for `ttlMs` (renewed with its leases); 0 removes the mark (graceful
+   * leave). Other nodes ask this once per owner node instead of once per session it owns.
+   */
+  heartbeat(ttlMs: number): Promise<void>;
+  /** For each node id, whether its heartbeat is alive. */
+  nodesAlive(nodeIds: readonly string[]): Promise<boolean[]>;
 
   /**
    * Appends events (consecutive seqs, starting right after the stored last seq) and publishes them,
@@ -63,8 +77,8 @@ export interface Broker {
   read(sessionId: string, afterSeq: number, limit: number): Promise<ReadResult>;
   /** Highest stored seq, 0 for none. */
   lastSeq(sessionId: string): Promise<number>;
-  /** Live events of a session, in order, as published by its owner. Resolves once subscribed. */
-  subscribe(sessionId: string, onEvents: (events: StoredEvent[]) => void): Promise<() => Promise<void>>;
+  /** Live events of a session, in order, as published by its owner, and its deletion. Resolves once subscribed. */
+  subscribe(sessionId: string, listener: SessionListener): Promise<() => Promise<void>>;
 
   /** Sends a request to a node and waits for its reply. Rejects with BrokerTimeout after `timeoutMs`. */
   request(nodeId: string, request: NodeRequest, timeoutMs: number): Promise<unknown>;

@@ -60,3 +60,13 @@ export const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
+
+/** The payload that tells a session's subscribers it was deleted (event payloads start with a seq). */
+export const DELETED_NOTICE = "deleted";
+
+/** KEYS: meta, stream, seq, lease. ARGV: channel, PUBLISH|SPUBLISH. Deletes the session and tells its subscribers. */
+export const DELETE = `
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call(ARGV[2], ARGV[1], '${DELETED_NOTICE}')
+return 1
+`;

@@ -50,8 +50,8 @@ export class Cluster {
     private readonly ctx: EngineContext,
     private readonly sessions: Map<string, Session>,
     private readonly options: ClusterOptions,
-    /** Deletes a session this node owns (a delete forwarded from another node). */
-    private readonly deleteLocal: (sessionId: string) => void,
+    /** Ends a session here; `deleteStored` also deletes it from the broker (this node owned it). */
+    private readonly endLocal: (sessionId: string, deleteStored: boolean) => void,
   ) {
     this.persisterOptions = {
       batchMs: options.batchMs,
@@ -72,6 +72,7 @@ export class Cluster {
     const watch = setInterval(() => void this.watch(), Math.max(100, Math.min(1000, options.leaseTtlMs / 2)));
     for (const t of [renew, watch]) t.unref();
     this.timers.push(renew, watch);
+    void this.renew();
   }
 
   get nodeId(): string {
@@ -155,7 +156,8 @@ export class Cluster {
    */
   async release(timeoutMs: number): Promise<void> {
     const ids = [...this.persisters.keys()];
-    const work = Promise.allSettled(ids.map((id) => this.broker.releaseLease(id)));
+    // Without our heartbeat, nodes following our sessions check their leases at once and find them free.
+    const work = Promise.allSettled([...ids.map((id) => this.broker.releaseLease(id)), this.broker.heartbeat(0)]);
     await Promise.race([work, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
   }
 
@@ -180,7 +182,7 @@ export class Cluster {
   private async takeOver(session: Session): Promise<void> {
     if (!(await this.broker.loadSession(session.id))) {
       // Deleted (or expired) elsewhere: end it here too rather than bring it back to life.
-      this.deleteLocal(session.id);
+      this.endLocal(session.id, true);
       return;
     }
     const holder = await this.broker.acquireLease(session.id, this.options.leaseTtlMs);
@@ -207,9 +209,15 @@ export class Cluster {
     this.replicas.set(session.id, replica);
     session.role = "replica";
     session.ownerLink = { submit: (message) => this.forward(session, message) };
-    replica.unsubscribe = await this.broker.subscribe(session.id, (events) => {
-      replica.queue.push(...events);
-      if (!replica.filling) void this.drain(session, replica);
+    replica.unsubscribe = await this.broker.subscribe(session.id, {
+      events: (events) => {
+        replica.queue.push(...events);
+        if (!replica.filling) void this.drain(session, replica);
+      },
+      // Deleted through another node: its clients here learn at once (4410), not at a lease check.
+      deleted: () => {
+        if (this.replicas.get(session.id) === replica) this.endLocal(session.id, false);
+      },
     });
     // Subscribed first, then read: anything published in between is in the queue and deduplicated.
     await this.fill(session, session.log.lastSeq);
@@ -278,7 +286,7 @@ export class Cluster {
       case "turn":
         return session.turn(String(request.body)) ?? null;
       case "delete":
-        this.deleteLocal(session.id);
+        this.endLocal(session.id, true);
         return { ok: true };
       default:
         throw new Error(`unknown request ${request.kind}`);
@@ -287,6 +295,8 @@ export class Cluster {
 
   /** Extends our leases; a lease we lost is taken back if free (Redis restarted), else we follow the new owner. */
   private async renew(): Promise<void> {
+    // Lapses with the leases: a node that dies stops renewing both.
+    this.broker.heartbeat(this.options.leaseTtlMs).catch(() => {});
     const owned = [...this.persisters.keys()];
     if (owned.length === 0) return;
     let lost: string[];
@@ -342,10 +352,17 @@ export class Cluster {
       }
       watched.push([id, replica, session]);
     }
-    // Asked together (one pipelined burst per chunk), not one round trip after another: a node
-    // following thousands of sessions still checks each about once per interval.
-    for (let i = 0; i < watched.length; i += WATCH_CHUNK) {
-      const chunk = watched.slice(i, i + WATCH_CHUNK);
+    // A live owner renews all its leases together: only sessions of owners whose heartbeat lapsed
+    // (or left) need their own lease checked. One question per owner node, not per session.
+    if (watched.length === 0) return;
+    const owners = [...new Set(watched.map(([, replica]) => replica.holder))];
+    const alive = await this.broker.nodesAlive(owners).catch(() => null);
+    if (!alive) return;
+    const gone = new Set(owners.filter((_, i) => !alive[i]));
+    const suspects = watched.filter(([, replica]) => gone.has(replica.holder));
+    // Asked together (one pipelined burst per chunk), not one round trip after another.
+    for (let i = 0; i < suspects.length; i += WATCH_CHUNK) {
+      const chunk = suspects.slice(i, i + WATCH_CHUNK);
       const holders = await Promise.all(chunk.map(([id]) => this.broker.leaseHolder(id).catch(() => undefined)));
       for (const [k, [, replica, session]] of chunk.entries()) {
         const holder = holders[k];

@@ -76,7 +76,7 @@ export class Engine {
     this.broker = options.broker ?? null;
     this.nodeId = this.broker?.nodeId ?? options.nodeId ?? `n_${this.ids.next(8)}`;
     this.cluster = this.broker
-      ? new Cluster(this.broker, this.ctx, this.sessions, { ...defaultClusterOptions, ...options.cluster }, (id) => this.endLocal(id, true))
+      ? new Cluster(this.broker, this.ctx, this.sessions, { ...defaultClusterOptions, ...options.cluster }, (id, deleteStored) => this.endLocal(id, deleteStored))
       : null;
     const sweepMs = Math.max(1000, Math.min(30_000, limits.sessionIdleMs / 4));
     this.sweeper = setInterval(() => this.expireIdle(), sweepMs);

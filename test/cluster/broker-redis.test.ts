@@ -75,9 +75,12 @@ describe.runIf(run)("session events on a Redis Cluster", () => {
       const got: number[] = [];
       let wake: () => void = () => {};
       const done = new Promise<void>((r) => (wake = r));
-      const unsubscribe = await b.subscribe("s1", (events) => {
-        got.push(...events.map((e) => e.seq));
-        if (got.length === 2) wake();
+      const unsubscribe = await b.subscribe("s1", {
+        events: (events) => {
+          got.push(...events.map((e) => e.seq));
+          if (got.length === 2) wake();
+        },
+        deleted: () => {},
       });
       const counts = await Promise.all(
         cluster.nodes.map(async (n) => {

@@ -79,9 +79,12 @@ export function brokerContract(name: string, makePair: () => Promise<BrokerPair>
       const got: StoredEvent[] = [];
       let wake: () => void = () => {};
       const done = new Promise<void>((r) => (wake = r));
-      const unsubscribe = await b.subscribe(sid, (events) => {
-        got.push(...events);
-        if (got.length >= 10) wake();
+      const unsubscribe = await b.subscribe(sid, {
+        events: (events) => {
+          got.push(...events);
+          if (got.length >= 10) wake();
+        },
+        deleted: () => {},
       });
       const appended = a.append(sid, ev(1, 4), limits);
       expect(got).toEqual([]);
@@ -91,6 +94,31 @@ export function brokerContract(name: string, makePair: () => Promise<BrokerPair>
       await done;
       expect(got).toEqual(ev(1, 10));
       await unsubscribe();
+    }));
+
+    it("tells a session's subscribers on every node when it is deleted", withPair(async ({ a, b }, sid) => {
+      await a.saveSession({ sessionId: sid, token: "tok", createdAt: 1, state: "{}" }, 60_000);
+      await a.acquireLease(sid, 10_000);
+      let deleted: () => void = () => {};
+      const heard = new Promise<void>((r) => (deleted = r));
+      const got: StoredEvent[] = [];
+      const unsubscribe = await b.subscribe(sid, { events: (events) => got.push(...events), deleted: () => deleted() });
+      await a.append(sid, ev(1, 2), limits);
+      await a.deleteSession(sid);
+      await heard;
+      expect(got).toEqual(ev(1, 2));
+      expect(await b.loadSession(sid)).toBeNull();
+      expect(await b.leaseHolder(sid)).toBeNull();
+      await unsubscribe();
+    }));
+
+    it("keeps a node's heartbeat alive until it lapses or is taken back", withPair(async ({ a, b }) => {
+      expect(await b.nodesAlive([a.nodeId, "n_nobody"])).toEqual([false, false]);
+      await a.heartbeat(10_000);
+      expect(await b.nodesAlive([a.nodeId, "n_nobody", b.nodeId])).toEqual([true, false, false]);
+      await a.heartbeat(0);
+      expect(await b.nodesAlive([a.nodeId])).toEqual([false]);
+      expect(await b.nodesAlive([])).toEqual([]);
     }));
 
     it("carries requests to a node and its replies back; an absent node times out", withPair(async ({ a, b }, sid) => {

@@ -118,3 +118,71 @@ describe("a store that restarts empty", () => {
     expect(await b.authorizeAny(created.sessionId, created.token)).toEqual({ ok: false, code: "session_not_found" });
   });
 });
+
+/** Counts what a node asks the broker, and wakes waiters when a count is reached. */
+class CountingBroker extends MemoryBroker {
+  readonly calls = { leaseHolder: 0, nodesAlive: 0, acquireLease: 0, renewLeases: 0 };
+  private waiters: { check: () => boolean; wake: () => void }[] = [];
+
+  until(check: () => boolean): Promise<void> {
+    if (check()) return Promise.resolve();
+    return new Promise((wake) => this.waiters.push({ check, wake }));
+  }
+
+  private counted(kind: keyof CountingBroker["calls"]): void {
+    this.calls[kind]++;
+    this.waiters = this.waiters.filter((w) => (w.check() ? (w.wake(), false) : true));
+  }
+
+  override async leaseHolder(sessionId: string) {
+    this.counted("leaseHolder");
+    return super.leaseHolder(sessionId);
+  }
+
+  override async nodesAlive(nodeIds: readonly string[]) {
+    this.counted("nodesAlive");
+    return super.nodesAlive(nodeIds);
+  }
+
+  override async acquireLease(sessionId: string, ttlMs: number) {
+    this.counted("acquireLease");
+    return super.acquireLease(sessionId, ttlMs);
+  }
+
+  override async renewLeases(sessionIds: readonly string[], ttlMs: number) {
+    this.counted("renewLeases");
+    return super.renewLeases(sessionIds, ttlMs);
+  }
+}
+
+describe("following many sessions", () => {
+  it("asks once per owner node whether it lives, not once per session, and takes all over when it dies", async () => {
+    const store = new MemoryStore();
+    const ownerBroker = new MemoryBroker(store, "A");
+    const a = new Engine({ agent: new RecordingDemoAgent({ tokensPerSecond: 0 }), broker: ownerBroker, cluster: { leaseTtlMs: 300 } });
+    const follower = new CountingBroker(store, "B");
+    const b = new Engine({ agent: new RecordingDemoAgent({ tokensPerSecond: 0 }), broker: follower, cluster: { leaseTtlMs: 300 } });
+    engines.push(a, b);
+    const created: { sessionId: string; token: string }[] = [];
+    for (let i = 0; i < 50; i++) {
+      const c = await a.createSession();
+      if (!c) throw new Error("no session");
+      created.push(c);
+    }
+    for (const c of created) {
+      expect((await b.authorizeAny(c.sessionId, c.token)).ok).toBe(true);
+      b.attach(b.get(c.sessionId) as Session, new FakeSink(), undefined);
+    }
+    // Three watch passes while A lives: one liveness question each, no lease read per session.
+    const asked = follower.calls.leaseHolder;
+    const passes = follower.calls.nodesAlive;
+    await follower.until(() => follower.calls.nodesAlive >= passes + 3);
+    expect(follower.calls.leaseHolder).toBe(asked);
+    // A dies: no more heartbeats or renewals. Its leases lapse with its heartbeat, and B takes every session.
+    a.close();
+    await ownerBroker.close();
+    // Checked again at each of B's broker calls: its watch while it follows, its renewals once it owns.
+    await follower.until(() => created.every((c) => b.get(c.sessionId)?.role === "owner"));
+    expect(follower.calls.leaseHolder).toBeGreaterThanOrEqual(asked + 50);
+  });
+});
