@@ -71,6 +71,8 @@ export const CloseCode = {
   Replaced: 4002,
   /** No traffic from the client within the idle timeout. Reconnect. */
   IdleTimeout: 4003,
+  /** The session is held by another node that could not be reached just now. Reconnect with backoff. */
+  OwnerUnavailable: 4004,
   /** Terminal: the session token was missing or wrong. */
   Unauthorized: 4401,
   /** Terminal: the session does not exist (or expired). Create a new one. */

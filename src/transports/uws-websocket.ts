@@ -31,6 +31,40 @@ const SUBPROTOCOL = "agentwire.v1";
 
 export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, options: WebSocketRouteOptions, stats: ConnectionStats): void {
   const { logger } = options;
+
+  /** One client frame to the engine: a typed error for what cannot be taken, the message otherwise. */
+  const receiveFrame = (attachment: Attachment, text: string | null, isBinary: boolean, bytes: number) => {
+    if (isBinary) {
+      attachment.rejectFrame({ code: ErrorCode.BinaryNotSupported, message: "send JSON text frames" });
+      return;
+    }
+    if (text === null || bytes > options.maxPayloadBytes) {
+      attachment.rejectFrame({ code: ErrorCode.PayloadTooLarge, message: `frames are limited to ${options.maxPayloadBytes} bytes` });
+      return;
+    }
+    const parsed = parseClientFrame(text);
+    if (parsed.ok) attachment.receive(parsed.message);
+    else attachment.rejectFrame(parsed.error);
+  };
+
+  /** Welcome, replay and live events for an authorized link; then whatever it sent meanwhile. */
+  const attach = (ws: WebSocket<UserData>, conn: Connection) => {
+    const session = engine.get(conn.sessionId);
+    if (!session || session.isEnded) {
+      conn.open(ws, conn.sessionId);
+      conn.close(CloseCode.SessionNotFound, "session_not_found");
+      return;
+    }
+    // The session's own id string from now on: the one parsed from the URL can go.
+    conn.open(ws, session.id);
+    const attachment = engine.attach(session, conn, conn.afterSeq);
+    conn.attachment = attachment;
+    logger.debug({ sessionId: conn.sessionId, afterSeq: conn.afterSeq }, "websocket attached");
+    const early = conn.early;
+    conn.early = NO_EARLY;
+    for (const frame of early) if (conn.attachment === attachment) receiveFrame(attachment, frame.text, frame.isBinary, frame.bytes);
+  };
+
   app.ws<UserData>("/v1/sessions/:id/ws", {
     // uWS closes the link on anything above maxPayloadLength; we answer frames between the configured
     // limit and this hard ceiling with a typed error instead, and keep the connection.
@@ -72,57 +106,60 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       }
       const offered = (info.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim()).filter(Boolean);
       const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : (offered.find((p) => !p.startsWith("bearer.")) ?? "");
-      const finish = (auth: AuthResult) => {
+      // Sessions held here (on a node alone, every session) are checked before the upgrade and
+      // refused with an HTTP status.
+      if (engine.get(sessionId) || !engine.broker) {
+        const auth = engine.authorize(sessionId, token);
         if (!auth.ok) {
           const { status, error } = authFailure(auth.code);
           sendError(res, state, status, error);
           return;
         }
-        const conn = new Connection(sessionId, afterSeq);
+        const conn = new Connection(sessionId, afterSeq, null);
         res.cork(() => res.upgrade<UserData>({ conn }, key, protocol, extensions, context));
-      };
-      // Sessions held here answer at once; others are looked up in the broker first.
-      if (engine.get(sessionId)) {
-        finish(engine.authorize(sessionId, token));
         return;
       }
-      res.onAborted(() => {
-        state.aborted = true;
-      });
-      void engine.authorizeAny(sessionId, token).then((auth) => {
-        if (!state.aborted) finish(auth);
-      });
+      // Others need the broker, and the upgrade must not wait for it: uWS's cork() can close a
+      // socket upgraded in a later tick (it misreads the reallocated socket; uWebSockets.js #1108),
+      // and an uncorked upgrade logs a warning each time. So accept now, check once open.
+      const conn = new Connection(sessionId, afterSeq, token);
+      res.cork(() => res.upgrade<UserData>({ conn }, key, protocol, extensions, context));
     },
 
     open(ws) {
       const conn = ws.getUserData().conn;
-      const session = engine.get(conn.sessionId);
-      if (!session || session.isEnded) {
-        ws.end(CloseCode.SessionNotFound, "session_not_found");
+      stats.websockets++;
+      conn.counted = true;
+      const token = conn.pendingToken;
+      if (token === null) {
+        attach(ws, conn);
         return;
       }
-      stats.websockets++;
-      // The session's own id string from now on: the one parsed from the URL can go.
-      conn.open(ws, session.id);
-      conn.attachment = engine.attach(session, conn, conn.afterSeq);
-      logger.debug({ sessionId: conn.sessionId, afterSeq: conn.afterSeq }, "websocket attached");
+      conn.pendingToken = null;
+      conn.open(ws, conn.sessionId);
+      void engine.authorizeAny(conn.sessionId, token).then((auth) => {
+        if (conn.closed) return;
+        if (auth.ok) attach(ws, conn);
+        else conn.close(AUTH_CLOSE[auth.code], auth.code);
+      });
     },
 
     message(ws, data, isBinary) {
       const conn = ws.getUserData().conn;
       const attachment = conn.attachment;
-      if (!attachment) return;
-      if (isBinary) {
-        attachment.rejectFrame({ code: ErrorCode.BinaryNotSupported, message: "send JSON text frames" });
+      // uWS reuses `data` after this callback: a frame kept for later is copied out first.
+      const text = isBinary || data.byteLength > options.maxPayloadBytes ? null : Buffer.from(data).toString("utf8");
+      if (attachment) {
+        receiveFrame(attachment, text, isBinary, data.byteLength);
         return;
       }
-      if (data.byteLength > options.maxPayloadBytes) {
-        attachment.rejectFrame({ code: ErrorCode.PayloadTooLarge, message: `frames are limited to ${options.maxPayloadBytes} bytes` });
+      // Still looking the session up: keep what the client sent, in order, for right after the welcome.
+      if (conn.early.length >= MAX_EARLY_FRAMES) {
+        conn.close(CloseCode.ProtocolViolation, "too_many_frames_before_welcome");
         return;
       }
-      const parsed = parseClientFrame(Buffer.from(data).toString("utf8"));
-      if (parsed.ok) attachment.receive(parsed.message);
-      else attachment.rejectFrame(parsed.error);
+      if (conn.early === NO_EARLY) conn.early = [];
+      conn.early.push({ text, isBinary, bytes: data.byteLength });
     },
 
     drain(ws) {
@@ -132,8 +169,9 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
     close(ws, code) {
       const conn = ws.getUserData().conn;
       conn.closed = true;
+      if (conn.counted) stats.websockets--;
+      conn.counted = false;
       if (conn.attachment) {
-        stats.websockets--;
         conn.attachment.detach();
         conn.attachment = null;
       }
@@ -144,6 +182,23 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
 
 /** A batch this big goes to the socket at once (uWS's cork buffer holds 16 KB): one syscall each. */
 const BATCH_FLUSH_BYTES = 8 * 1024;
+
+/** A client frame kept while its session is looked up; `text` is null for binary or oversized frames. */
+interface EarlyFrame {
+  text: string | null;
+  isBinary: boolean;
+  bytes: number;
+}
+const NO_EARLY: EarlyFrame[] = Object.freeze([]) as unknown as EarlyFrame[];
+/** Frames a client may send before its welcome on a link accepted ahead of its check. */
+const MAX_EARLY_FRAMES = 64;
+
+/** How a link accepted before its check is closed when the check fails. */
+const AUTH_CLOSE: Record<Exclude<AuthResult, { ok: true }>["code"], number> = {
+  session_not_found: CloseCode.SessionNotFound,
+  forbidden: CloseCode.Unauthorized,
+  owner_unavailable: CloseCode.OwnerUnavailable,
+};
 
 /** What an idle connection's batch points at, so it holds no array. Frozen: a push is a bug. */
 const NO_FRAMES: string[] = Object.freeze([]) as unknown as string[];
@@ -157,7 +212,11 @@ class Connection implements Sink {
   /** Set once uWS opens the socket. */
   private ws: WebSocket<UserData> | null = null;
   closed = false;
+  /** Counted in the connection limit (from open to close). */
+  counted = false;
   attachment: Attachment | null = null;
+  /** Frames that arrived while the session was being looked up (accepted before its check). */
+  early: EarlyFrame[] = NO_EARLY;
   private batch = NO_FRAMES;
   private batchBytes = 0;
   /** The socket's own backlog as of the last send: nothing reaches the socket until a batch goes. */
@@ -167,6 +226,8 @@ class Connection implements Sink {
   constructor(
     public sessionId: string,
     readonly afterSeq: number | undefined,
+    /** Set when the link was accepted before its token could be checked (session held elsewhere). */
+    public pendingToken: string | null,
   ) {}
 
   open(ws: WebSocket<UserData>, sessionId: string): void {

@@ -122,6 +122,28 @@ describe.runIf(run).each(backends)("several nodes over %s", (_name, startBackend
     expect(gone.status).toBe(404);
   });
 
+  it("a node that does not hold the session accepts the link, then welcomes it or closes it with a code", async () => {
+    const [a, b] = nodes as [NodeProc, NodeProc, NodeProc];
+    const s = await create(a);
+    const closeCode = async (url: string) => {
+      const link = await TestClient.connect(url);
+      return link.waitClosed();
+    };
+    expect(await closeCode(TestClient.sessionUrl(b.wsBase, { sessionId: s.sessionId, token: "wrong-token" }))).toBe(4401);
+    expect(await closeCode(TestClient.sessionUrl(b.wsBase, { sessionId: "s_nosuchsession", token: s.token }))).toBe(4404);
+    // Frames sent before the welcome are kept and answered after it (pings go to the owner on A,
+    // so their pongs may come after the local answer to the bad frame).
+    const early = await TestClient.connect(TestClient.sessionUrl(b.wsBase, s, 0));
+    early.send({ type: "ping", id: "p1" });
+    early.send("not json");
+    early.send({ type: "ping", id: "p2" });
+    await early.waitUntil((ms) => ms.length >= 4, "welcome and three answers");
+    const seen = early.messages.map((m) => `${m.type}:${"id" in m ? m.id : ""}:${"code" in m ? m.code : ""}`);
+    expect(seen[0]).toBe("session::");
+    expect(seen.slice(1).sort()).toEqual(["error::invalid_json", "pong:p1:", "pong:p2:"]);
+    early.close();
+  });
+
   it("resumes on a different node after a drop at every k-th event: exact text, no duplicates", async () => {
     const [a, b, c] = nodes as [NodeProc, NodeProc, NodeProc];
     const s = await create(a);
