@@ -4,6 +4,21 @@ import { type RedisProc, requireRedisOrSkip, startRedis } from "../helpers/redis
 import { TestClient } from "../helpers/ws-client.js";
 
 const run = requireRedisOrSkip();
+
+/**
+ * Two nodes; a session created on the first (which will leave), a client on each, and a turn
+ * started from the second that has streamed a few tokens.
+ */
+async function turnSeenFromBothNodes(names: [string, string], env: Record<string, string | number>, input: string) {
+  const [leaving, staying] = await Promise.all([startNode(names[0], env), startNode(names[1], env)]);
+  await eventually("both ready", async () => (await fetch(`${leaving.base}/readyz`)).ok && (await fetch(`${staying.base}/readyz`)).ok);
+  const s = (await (await fetch(`${leaving.base}/v1/sessions`, { method: "POST" })).json()) as { sessionId: string; token: string };
+  const onLeaving = await TestClient.connect(TestClient.sessionUrl(leaving.wsBase, s, 0));
+  const onStaying = await TestClient.connect(TestClient.sessionUrl(staying.wsBase, s, 0));
+  onStaying.send({ type: "input", text: input });
+  await onStaying.waitUntil((ms) => ms.filter((m) => m.type === "token").length >= 2, "2 tokens");
+  return { leaving, staying, onLeaving, onStaying };
+}
 const LONG_LEASE_MS = 30_000;
 
 describe.runIf(run)("a node that shuts down gracefully", () => {
@@ -22,13 +37,7 @@ describe.runIf(run)("a node that shuts down gracefully", () => {
       AGENTWIRE_DEMO_REPLY_WORDS: 500,
       AGENTWIRE_SHUTDOWN_GRACE_MS: 0,
     };
-    const [leaving, staying] = await Promise.all([startNode("G1", env), startNode("G2", env)]);
-    await eventually("both ready", async () => (await fetch(`${leaving.base}/readyz`)).ok && (await fetch(`${staying.base}/readyz`)).ok);
-    const s = (await (await fetch(`${leaving.base}/v1/sessions`, { method: "POST" })).json()) as { sessionId: string; token: string };
-    const onLeaving = await TestClient.connect(TestClient.sessionUrl(leaving.wsBase, s, 0));
-    const onStaying = await TestClient.connect(TestClient.sessionUrl(staying.wsBase, s, 0));
-    onStaying.send({ type: "input", text: "a long story" });
-    await onStaying.waitUntil((ms) => ms.filter((m) => m.type === "token").length >= 2, "2 tokens");
+    const { leaving, staying, onLeaving, onStaying } = await turnSeenFromBothNodes(["G1", "G2"], env, "a long story");
     const stoppedAt = Date.now();
     const exit = leaving.stop();
     // Its own clients are told to go elsewhere, with the reconnect code.
@@ -59,13 +68,7 @@ describe.runIf(run)("a node that shuts down gracefully", () => {
       // The leaving node says when it starts draining.
       LOG_LEVEL: "info",
     };
-    const [leaving, staying] = await Promise.all([startNode("H1", env), startNode("H2", env)]);
-    await eventually("both ready", async () => (await fetch(`${leaving.base}/readyz`)).ok && (await fetch(`${staying.base}/readyz`)).ok);
-    const s = (await (await fetch(`${leaving.base}/v1/sessions`, { method: "POST" })).json()) as { sessionId: string; token: string };
-    const onLeaving = await TestClient.connect(TestClient.sessionUrl(leaving.wsBase, s, 0));
-    const onStaying = await TestClient.connect(TestClient.sessionUrl(staying.wsBase, s, 0));
-    onStaying.send({ type: "input", text: "1 + 2" });
-    await onStaying.waitUntil((ms) => ms.filter((m) => m.type === "token").length >= 2, "2 tokens");
+    const { leaving, staying, onLeaving, onStaying } = await turnSeenFromBothNodes(["H1", "H2"], env, "1 + 2");
     const exit = leaving.stop();
     await eventually("the leaving node to start draining", async () => leaving.output().includes("letting running turns finish"));
     // Forwarded to the owner, which is shutting down: refused, retryable, nothing buffered.
