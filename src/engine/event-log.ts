@@ -1,6 +1,7 @@
 // The session's event log: gap-free seq numbers, bounded by count and by age, replayable after any seq.
 import type { LoggedEvent, LoggedEventInput } from "../../protocol/index.js";
 import { TextArena } from "./text-arena.js";
+import { frozenEmpty } from "./empty.js";
 
 export interface LogEntry {
   readonly seq: number;
@@ -78,7 +79,7 @@ export interface EventLogLimits {
 export type ReplayResult = { recovered: true; entries: LogEntry[] } | { recovered: false; entries: [] };
 
 /** What an empty log points at, so a session that never logged owns no storage. Frozen: a write is a bug. */
-const NO_ITEMS: (string | undefined)[] = Object.freeze([]) as unknown as (string | undefined)[];
+const NO_ITEMS = frozenEmpty<string | undefined>();
 const NO_NUMBERS = new Float64Array(0);
 /** Ring capacity of a log's first event; it doubles when full. */
 const FIRST_CAPACITY = 16;

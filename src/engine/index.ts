@@ -2,6 +2,7 @@
 export * from "./agent.js";
 export * from "./attachment.js";
 export * from "./context.js";
+export * from "./empty.js";
 export * from "./engine.js";
 export * from "./event-log.js";
 export * from "./logger.js";

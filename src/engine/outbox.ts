@@ -2,6 +2,7 @@
 // token deltas and keeps only the newest progress, and closes past a hard byte cap.
 import { CloseCode, type LoggedEvent, type ProgressEvent, type TokenEvent } from "../../protocol/index.js";
 import type { Sink } from "./sink.js";
+import { frozenEmpty } from "./empty.js";
 
 export interface OutboxLimits {
   /** Above this many buffered bytes the client counts as lagging and frames queue here. */
@@ -19,7 +20,7 @@ interface Queued {
 }
 
 /** The queue of a client that keeps up: no array of its own. Frozen: a push is a bug. */
-const EMPTY: Queued[] = Object.freeze([]) as unknown as Queued[];
+const EMPTY = frozenEmpty<Queued>();
 
 export class Outbox {
   private queue: Queued[] = EMPTY;

@@ -11,6 +11,7 @@ import {
 import type { HistoryMessage } from "./agent.js";
 import type { Attachment } from "./attachment.js";
 import type { EngineContext } from "./context.js";
+import { frozenEmpty } from "./empty.js";
 import { EventLog, type LogEntry } from "./event-log.js";
 import { TokenBucket } from "./rate.js";
 import { trimHistory } from "./history.js";
@@ -20,8 +21,8 @@ import { Turn, type TurnRecord } from "./turn.js";
 export type { OwnerHooks, OwnerLink, SessionSnapshot, SessionState, SubmitError, SubmitOutcome } from "./session-types.js";
 
 /** Shared empty defaults: an idle session owns no arrays of its own. */
-const NO_ATTACHMENTS: readonly Attachment[] = Object.freeze([]);
-const NO_TOOLS: ToolDeclaration[] = Object.freeze([]) as unknown as ToolDeclaration[];
+const NO_ATTACHMENTS: readonly Attachment[] = frozenEmpty<Attachment>();
+const NO_TOOLS = frozenEmpty<ToolDeclaration>();
 
 export class Session {
   readonly log: EventLog;

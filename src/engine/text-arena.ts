@@ -1,8 +1,9 @@
 // Append-only text of a session's token deltas, held as a few long strings instead of one per token.
+import { frozenEmpty } from "./empty.js";
 
 /** Deltas joined into one string at a time: the garbage collector then tracks one object, not hundreds. */
 const SEAL_PARTS = 256;
-const NO_PARTS: string[] = Object.freeze([]) as unknown as string[];
+const NO_PARTS = frozenEmpty<string>();
 
 /**
  * Offsets are absolute (they only grow), so a log entry can keep the end of its text as a plain

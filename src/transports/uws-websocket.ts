@@ -1,6 +1,6 @@
 // The WebSocket route: upgrade with auth and limits, then frames -> engine and engine -> frames.
 import { CloseCode, ErrorCode, parseClientFrame } from "../../protocol/index.js";
-import type { Attachment, AuthResult, Engine, KeyedRateLimiter, Logger, Sink } from "../engine/index.js";
+import { type Attachment, type AuthResult, type Engine, type KeyedRateLimiter, type Logger, type Sink, frozenEmpty } from "../engine/index.js";
 import { authFailure, extractToken, queryParam, readRequest, sendError } from "./http-util.js";
 import type { TemplatedApp, WebSocket } from "./uws.js";
 import type { ClientAddress } from "./client-address.js";
@@ -189,7 +189,7 @@ interface EarlyFrame {
   isBinary: boolean;
   bytes: number;
 }
-const NO_EARLY: EarlyFrame[] = Object.freeze([]) as unknown as EarlyFrame[];
+const NO_EARLY = frozenEmpty<EarlyFrame>();
 /** Frames a client may send before its welcome on a link accepted ahead of its check. */
 const MAX_EARLY_FRAMES = 64;
 
@@ -201,7 +201,7 @@ const AUTH_CLOSE: Record<Exclude<AuthResult, { ok: true }>["code"], number> = {
 };
 
 /** What an idle connection's batch points at, so it holds no array. Frozen: a push is a bug. */
-const NO_FRAMES: string[] = Object.freeze([]) as unknown as string[];
+const NO_FRAMES = frozenEmpty<string>();
 
 /**
  * One WebSocket: its routing state and the engine's view of the socket (a Sink), in one object.
@@ -238,6 +238,7 @@ class Connection implements Sink {
   write(frame: string): boolean {
     if (this.closed) return false;
     if (!this.scheduled) this.schedule();
+    if (this.batch === NO_FRAMES) this.batch = [];
     this.batch.push(frame);
     this.batchBytes += frame.length;
     if (this.batchBytes >= BATCH_FLUSH_BYTES) this.send();
@@ -257,7 +258,6 @@ class Connection implements Sink {
 
   private schedule(): void {
     this.scheduled = true;
-    if (this.batch === NO_FRAMES) this.batch = [];
     this.socketBytes = (this.ws as WebSocket<UserData>).getBufferedAmount();
     process.nextTick(flushSink, this);
   }
@@ -273,7 +273,6 @@ class Connection implements Sink {
   flush(): void {
     this.scheduled = false;
     this.send();
-    this.batch = NO_FRAMES;
     // Frames the outbox held back while the batch counted as buffered can go now; uWS would
     // only say so itself (drain) if the socket had backed up.
     if (!this.closed) this.attachment?.drained();
@@ -283,7 +282,7 @@ class Connection implements Sink {
   private send(): void {
     const frames = this.batch;
     if (frames.length === 0) return;
-    this.batch = [];
+    this.batch = NO_FRAMES;
     this.batchBytes = 0;
     const ws = this.ws;
     if (this.closed || !ws) return;

@@ -9,7 +9,8 @@ const run = requireRedisOrSkip();
  * Two nodes; a session created on the first (which will leave), a client on each, and a turn
  * started from the second that has streamed a few tokens.
  */
-async function turnSeenFromBothNodes(names: [string, string], env: Record<string, string | number>, input: string) {
+async function turnSeenFromBothNodes(names: [string, string], redisUrl: string, extra: Record<string, string | number>, input: string) {
+  const env = { REDIS_URL: redisUrl, AGENTWIRE_REDIS_PREFIX: `${names[0]}:`, AGENTWIRE_LEASE_TTL_MS: LONG_LEASE_MS, ...extra };
   const [leaving, staying] = await Promise.all([startNode(names[0], env), startNode(names[1], env)]);
   await eventually("both ready", async () => (await fetch(`${leaving.base}/readyz`)).ok && (await fetch(`${staying.base}/readyz`)).ok);
   const s = (await (await fetch(`${leaving.base}/v1/sessions`, { method: "POST" })).json()) as { sessionId: string; token: string };
@@ -29,15 +30,8 @@ describe.runIf(run)("a node that shuts down gracefully", () => {
   afterAll(() => redis?.stop());
 
   it("with no grace period, hands its sessions over at once instead of after the lease", async () => {
-    const env = {
-      REDIS_URL: redis.url,
-      AGENTWIRE_REDIS_PREFIX: "g:",
-      AGENTWIRE_LEASE_TTL_MS: LONG_LEASE_MS,
-      AGENTWIRE_DEMO_TOKENS_PER_SEC: 20,
-      AGENTWIRE_DEMO_REPLY_WORDS: 500,
-      AGENTWIRE_SHUTDOWN_GRACE_MS: 0,
-    };
-    const { leaving, staying, onLeaving, onStaying } = await turnSeenFromBothNodes(["G1", "G2"], env, "a long story");
+    const extra = { AGENTWIRE_DEMO_TOKENS_PER_SEC: 20, AGENTWIRE_DEMO_REPLY_WORDS: 500, AGENTWIRE_SHUTDOWN_GRACE_MS: 0 };
+    const { leaving, staying, onLeaving, onStaying } = await turnSeenFromBothNodes(["G1", "G2"], redis.url, extra, "a long story");
     const stoppedAt = Date.now();
     const exit = leaving.stop();
     // Its own clients are told to go elsewhere, with the reconnect code.
@@ -57,10 +51,7 @@ describe.runIf(run)("a node that shuts down gracefully", () => {
   });
 
   it("with a grace period, lets the running turn finish, refuses new input meanwhile, then hands over", async () => {
-    const env = {
-      REDIS_URL: redis.url,
-      AGENTWIRE_REDIS_PREFIX: "h:",
-      AGENTWIRE_LEASE_TTL_MS: LONG_LEASE_MS,
+    const extra = {
       AGENTWIRE_DEMO_TOKENS_PER_SEC: 40,
       AGENTWIRE_DEMO_REPLY_WORDS: 40,
       AGENTWIRE_SHUTDOWN_GRACE_MS: 20_000,
@@ -68,7 +59,7 @@ describe.runIf(run)("a node that shuts down gracefully", () => {
       // The leaving node says when it starts draining.
       LOG_LEVEL: "info",
     };
-    const { leaving, staying, onLeaving, onStaying } = await turnSeenFromBothNodes(["H1", "H2"], env, "1 + 2");
+    const { leaving, staying, onLeaving, onStaying } = await turnSeenFromBothNodes(["H1", "H2"], redis.url, extra, "1 + 2");
     const exit = leaving.stop();
     await eventually("the leaving node to start draining", async () => leaving.output().includes("letting running turns finish"));
     // Forwarded to the owner, which is shutting down: refused, retryable, nothing buffered.
