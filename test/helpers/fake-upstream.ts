@@ -5,8 +5,8 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { mulberry32 } from "../../src/agents/demo.js";
 
-/** The shared stream fixtures (see their README), relative to this repository. */
-export const FIXTURES_DIR = new URL("../../../shared/fixtures/upstream/", import.meta.url);
+/** The upstream stream fixtures (see their README), inside this repository. */
+export const FIXTURES_DIR = new URL("../fixtures/upstream/", import.meta.url);
 
 export const FIXTURE_NAMES = [
   "openai-chat-text.sse",
