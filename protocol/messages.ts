@@ -1,5 +1,6 @@
 // Wire protocol v1: zod schemas for every client and server message, and their inferred types.
 import { z } from "zod";
+import { TOOL_OUTPUT_MAX_CHARS, TOOL_PARAMETERS_MAX_CHARS, jsonChars } from "./limits.js";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -11,8 +12,11 @@ const seq = z.number().int().nonnegative();
 const toolDeclaration = z.strictObject({
   name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/),
   description: z.string().max(4096).default(""),
-  /** JSON Schema of the arguments object. */
-  parameters: z.record(z.string(), z.unknown()).default({ type: "object", properties: {} }),
+  /** JSON Schema of the arguments object; at most TOOL_PARAMETERS_MAX_CHARS characters as JSON. */
+  parameters: z
+    .record(z.string(), z.unknown())
+    .refine((v) => jsonChars(v) <= TOOL_PARAMETERS_MAX_CHARS, `must be at most ${TOOL_PARAMETERS_MAX_CHARS} characters as JSON`)
+    .default({ type: "object", properties: {} }),
 });
 export type ToolDeclaration = z.infer<typeof toolDeclaration>;
 
@@ -32,7 +36,8 @@ export const ToolResultMessage = z.strictObject({
   type: z.literal("tool_result"),
   id: clientId,
   callId: z.string().min(1).max(128),
-  output: z.unknown(),
+  /** Any JSON value; at most TOOL_OUTPUT_MAX_CHARS characters as JSON. */
+  output: z.unknown().refine((v) => jsonChars(v) <= TOOL_OUTPUT_MAX_CHARS, `must be at most ${TOOL_OUTPUT_MAX_CHARS} characters as JSON`),
   isError: z.boolean().default(false),
 });
 

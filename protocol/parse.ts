@@ -1,6 +1,7 @@
 // Parses one client frame into a typed message, or a typed protocol error naming the offending field.
 import type { z } from "zod";
 import { ErrorCode } from "./codes.js";
+import { JSON_MAX_DEPTH, tooDeepPath } from "./limits.js";
 import { CLIENT_MESSAGE_TYPES, ClientMessage } from "./messages.js";
 
 export interface ParseFailure {
@@ -36,6 +37,12 @@ export function parseClientValue(value: unknown): ParseResult {
   }
   if (!knownTypes.has(type)) {
     return { ok: false, error: { code: ErrorCode.UnknownType, message: `unknown message type "${type.slice(0, 40)}"`, field: "type", id } };
+  }
+  // Before anything walks the value recursively (zod, JSON.stringify): a hostile depth stops here.
+  const deep = tooDeepPath(value, JSON_MAX_DEPTH);
+  if (deep) {
+    const field = deep.join(".");
+    return { ok: false, error: { code: ErrorCode.InvalidMessage, message: `${field}: nested deeper than ${JSON_MAX_DEPTH} levels`, field, id } };
   }
   const result = ClientMessage.safeParse(value);
   if (result.success) return { ok: true, message: result.data };

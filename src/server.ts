@@ -108,6 +108,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const corsOrigins = config.AGENTWIRE_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean);
   registerHttpRoutes(app, engine, {
     cors: corsPolicy(corsOrigins),
+    logger,
     isReady: () => !engine.draining && (broker?.isReady() ?? true),
     metrics: () =>
       [

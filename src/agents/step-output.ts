@@ -1,4 +1,5 @@
 // Bookkeeping both provider agents share while streaming a step: usage estimates and tool call assembly.
+import { JSON_MAX_DEPTH, tooDeepPath } from "../../protocol/index.js";
 import type { StepFinish, StepSink, ToolCall } from "../engine/agent.js";
 
 /**
@@ -92,12 +93,16 @@ export class ToolCallAssembler {
  * error in the tool result and can correct itself, which beats silently running it with `{}`.
  */
 export function parseToolArgs(raw: string, initial?: unknown): unknown {
-  if (raw.trim() === "") return initial ?? {};
+  if (raw.trim() === "") return tooDeepPath(initial, JSON_MAX_DEPTH) ? "(arguments nested too deeply)" : (initial ?? {});
+  let parsed: unknown;
   try {
-    return JSON.parse(raw);
+    parsed = JSON.parse(raw);
   } catch {
     return raw;
   }
+  // Arguments nested past the protocol's depth could not be serialized safely everywhere they go
+  // (events, history, stored state): they stay the raw text, which the tool then refuses.
+  return tooDeepPath(parsed, JSON_MAX_DEPTH) ? raw : parsed;
 }
 
 /**

@@ -85,8 +85,16 @@ export class LogPersister implements OwnerHooks {
       this.saveAgain = true;
       return;
     }
+    let record: ReturnType<typeof sessionRecord>;
+    try {
+      record = sessionRecord(this.session);
+    } catch (err) {
+      // Client data is bounded at parse time, so this is a bug; the stored copy stays as it was.
+      this.options.logger.error({ sessionId: this.session.id, err: (err as Error).message }, "session state cannot be serialized; not saved");
+      return;
+    }
     this.saving = true;
-    this.broker.saveSession(sessionRecord(this.session), this.options.metaTtlMs).then(
+    this.broker.saveSession(record, this.options.metaTtlMs).then(
       () => this.savedState(),
       (err: Error) => {
         this.options.logger.debug({ sessionId: this.session.id, err: err.message }, "session state not saved");

@@ -1,10 +1,10 @@
 // Plain HTTP routes on the uWS app: session create/delete/snapshot, health and readiness, metrics.
 import { ErrorCode } from "../../protocol/index.js";
-import type { Engine } from "../engine/index.js";
+import type { Engine, Logger } from "../engine/index.js";
 import type { CorsPolicy } from "./cors.js";
 import { DEMO_PAGE } from "./demo-page.js";
 import { authorizeRequest } from "./http-messages.js";
-import { extractToken, guard, readRequest, sendError, sendJson } from "./http-util.js";
+import { extractToken, guard, readRequest, safely, sendError, sendJson } from "./http-util.js";
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./uws.js";
 
 export interface HttpRouteOptions {
@@ -16,6 +16,8 @@ export interface HttpRouteOptions {
   basePath?: string;
   /** CORS for browser clients on other origins; the SSE routes answer the preflights. */
   cors?: CorsPolicy;
+  /** Where a handler's unexpected failure is reported (it is answered 500, never thrown). */
+  logger: Logger;
 }
 
 const notAllowed = (res: HttpResponse) => {
@@ -42,7 +44,8 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
 
   const cors = (req: HttpRequest) => options.cors?.headers(req.getHeader("origin") || undefined) ?? {};
 
-  app.post("/v1/sessions", async (res, req) => {
+  const { logger } = options;
+  app.post("/v1/sessions", (res, req) => safely(res, logger, async () => {
     const state = guard(res);
     const headers = cors(req);
     const draining = engine.draining;
@@ -57,10 +60,10 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
     }
     const base = `${options.basePath ?? ""}/v1/sessions/${created.sessionId}`;
     sendJson(res, state, 201, { ...created, urls: { ws: `${base}/ws`, events: `${base}/events`, messages: `${base}/messages`, snapshot: base } }, headers);
-  });
+  }));
   app.any("/v1/sessions", notAllowed);
 
-  app.get("/v1/sessions/:id", async (res, req) => {
+  app.get("/v1/sessions/:id", (res, req) => safely(res, logger, async () => {
     const info = readRequest(res, req);
     const state = guard(res);
     const headers = cors(req);
@@ -69,8 +72,8 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
     const snapshot = await engine.snapshot(session).catch(() => null);
     if (snapshot) sendJson(res, state, 200, snapshot, headers);
     else sendError(res, state, 503, { code: ErrorCode.OwnerUnavailable, message: "the session's owner did not answer", retryable: true, retryAfterMs: 1000 }, headers);
-  });
-  app.del("/v1/sessions/:id", async (res, req) => {
+  }));
+  app.del("/v1/sessions/:id", (res, req) => safely(res, logger, async () => {
     const info = readRequest(res, req);
     const state = guard(res);
     const id = req.getParameter(0) ?? "";
@@ -78,7 +81,7 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
     if (!(await authorizeRequest(engine, id, extractToken(info), res, state, headers))) return;
     await engine.deleteSession(id);
     sendJson(res, state, 204, null, headers);
-  });
+  }));
 }
 
 /** Anything no route matched: a JSON 404 rather than uWS's bare connection close. Register last. */

@@ -83,15 +83,40 @@ export function statusLine(status: number): string {
   return STATUS_TEXT[status] ?? `${status} Status`;
 }
 
-/** Writes a complete JSON response inside cork. No-op when the client already went away. */
+/**
+ * Writes a complete JSON response inside cork. No-op when the client already went away. A body that
+ * cannot be serialized (a bug: client data is bounded at parse time) is answered 500, never thrown.
+ */
 export function sendJson(res: HttpResponse, state: { aborted: boolean }, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (state.aborted) return;
+  let text: string | undefined;
+  try {
+    text = status === 204 ? undefined : JSON.stringify(body);
+  } catch {
+    status = 500;
+    text = JSON.stringify({ error: { code: "internal_error", message: "the answer could not be serialized", retryable: false } });
+  }
   res.cork(() => {
     res.writeStatus(statusLine(status));
     for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
     res.writeHeader("content-type", "application/json; charset=utf-8");
     res.writeHeader("cache-control", "no-store");
-    res.end(status === 204 ? undefined : JSON.stringify(body));
+    res.end(text);
+  });
+}
+
+/**
+ * Runs an async route handler so that nothing it throws reaches the process: the failure is
+ * logged and answered 500 `internal_error` when the response is still open.
+ */
+export function safely(res: HttpResponse, logger: { error(obj: object, msg: string): void }, handler: () => Promise<void>): void {
+  handler().catch((err: unknown) => {
+    logger.error({ err }, "http handler failed");
+    try {
+      sendError(res, { aborted: false }, 500, { code: "internal_error", message: "the server failed to answer this request", retryable: true, retryAfterMs: 1000 });
+    } catch {
+      // Already answered or aborted: nothing left to tell the client.
+    }
   });
 }
 

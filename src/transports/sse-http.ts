@@ -3,7 +3,7 @@ import { ErrorCode } from "../../protocol/index.js";
 import type { Engine, KeyedRateLimiter, Logger } from "../engine/index.js";
 import { type CorsPolicy, corsPolicy } from "./cors.js";
 import { authorizeRequest, pollTurn, postMessage } from "./http-messages.js";
-import { type RequestInfo, extractToken, guard, queryParam, readRequest, sendError } from "./http-util.js";
+import { type RequestInfo, extractToken, guard, queryParam, readRequest, safely, sendError } from "./http-util.js";
 import { SseSink } from "./sse-sink.js";
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./uws.js";
 import type { ConnectionStats } from "./uws-websocket.js";
@@ -36,9 +36,10 @@ const ROUTES = {
 
 export function registerSseRoutes(app: TemplatedApp, engine: Engine, options: SseRouteOptions, stats: ConnectionStats): void {
   const cors = corsPolicy(options.corsOrigins);
-  app.get(ROUTES.events.pattern, (res, req) => void openStream(res, req, engine, options, stats, cors));
-  app.post(ROUTES.messages.pattern, (res, req) => void postMessage(res, req, engine, options.maxPayloadBytes, cors));
-  app.get(ROUTES.turn.pattern, (res, req) => void pollTurn(res, req, engine, cors));
+  const { logger } = options;
+  app.get(ROUTES.events.pattern, (res, req) => safely(res, logger, () => openStream(res, req, engine, options, stats, cors)));
+  app.post(ROUTES.messages.pattern, (res, req) => safely(res, logger, () => postMessage(res, req, engine, options.maxPayloadBytes, cors)));
+  app.get(ROUTES.turn.pattern, (res, req) => safely(res, logger, () => pollTurn(res, req, engine, cors)));
 
   for (const route of Object.values(ROUTES)) {
     app.options(route.pattern, (res, req) => answerPreflight(res, req, cors, route.allow));

@@ -43,8 +43,17 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       return;
     }
     const parsed = parseClientFrame(text);
-    if (parsed.ok) attachment.receive(parsed.message);
-    else attachment.rejectFrame(parsed.error);
+    if (!parsed.ok) {
+      attachment.rejectFrame(parsed.error);
+      return;
+    }
+    try {
+      attachment.receive(parsed.message);
+    } catch (err) {
+      // A bug must cost this link, not the process and every other session on it.
+      logger.error({ err, sessionId: attachment.session.id, type: parsed.message.type }, "client message failed");
+      attachment.close(CloseCode.InternalError, "internal_error");
+    }
   };
 
   /** Welcome, replay and live events for an authorized link; then whatever it sent meanwhile. */
