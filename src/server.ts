@@ -1,4 +1,6 @@
 // Composition root: config -> agent -> engine -> transports -> listen.
+import { readFileSync } from "node:fs";
+import { totalmem } from "node:os";
 import type { Broker } from "./broker/broker.js";
 import { RedisBroker } from "./broker/broker-redis.js";
 import type { Config } from "./config.js";
@@ -46,6 +48,7 @@ export function createAgent(config: Config, logger?: Logger): Agent {
       idleMs: config.AGENTWIRE_UPSTREAM_IDLE_TIMEOUT_MS,
     },
     retry: { maxAttempts: config.AGENTWIRE_UPSTREAM_MAX_ATTEMPTS },
+    maxEventChars: config.AGENTWIRE_UPSTREAM_MAX_EVENT_BYTES,
     model: config.AGENTWIRE_MODEL,
     historyBudget: config.AGENTWIRE_HISTORY_MAX_TOKENS > 0 ? { maxTokens: config.AGENTWIRE_HISTORY_MAX_TOKENS } : undefined,
   };
@@ -97,7 +100,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       inputBurst: config.AGENTWIRE_INPUT_BURST_PER_SESSION,
       maxHistoryMessages: config.AGENTWIRE_HISTORY_MAX_MESSAGES,
       maxHistoryChars: config.AGENTWIRE_HISTORY_MAX_CHARS,
+      logMaxBytes: config.AGENTWIRE_LOG_MAX_BYTES,
+      maxSystemChars: config.AGENTWIRE_MAX_SYSTEM_CHARS,
+      maxToolsChars: config.AGENTWIRE_MAX_TOOLS_CHARS,
+      maxTurnOutputChars: config.AGENTWIRE_TURN_MAX_OUTPUT_CHARS,
+      maxToolArgsChars: config.AGENTWIRE_MAX_TOOL_ARGS_CHARS,
+      turnTimeoutMs: config.AGENTWIRE_TURN_TIMEOUT_MS,
+      slowReaderTimeoutMs: config.AGENTWIRE_SLOW_READER_TIMEOUT_MS,
     },
+    memory: { maxRssBytes: config.AGENTWIRE_MAX_MEMORY_BYTES || defaultMemoryBudget() },
   });
 
   const app = uws.App();
@@ -183,6 +194,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await broker?.close();
     },
   };
+}
+
+/** 80 % of what this process may use: its cgroup's memory limit when it has one, else the machine's RAM. */
+export function defaultMemoryBudget(): number {
+  let limit = totalmem();
+  try {
+    const cgroup = readFileSync("/sys/fs/cgroup/memory.max", "utf8").trim();
+    if (/^\d+$/.test(cgroup)) limit = Math.min(limit, Number(cgroup));
+  } catch {
+    // No cgroup v2 limit visible: the machine's memory is the bound.
+  }
+  return Math.floor(limit * 0.8);
 }
 
 /** Redis when REDIS_URL or a cluster node list is set; else none: the node stands alone. */

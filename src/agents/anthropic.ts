@@ -203,7 +203,7 @@ function parseEvent(event: SseEvent, redact: (t: string) => string): Record<stri
   try {
     value = JSON.parse(event.data);
   } catch {
-    throw new AgentError(ErrorCode.UpstreamError, redact(`upstream sent an event that is not JSON: ${event.data.slice(0, 200)}`));
+    throw new AgentError(ErrorCode.UpstreamError, "upstream sent an event that is not JSON", false, undefined, redact(event.data.slice(0, 200)));
   }
   if (!isRecord(value)) throw new AgentError(ErrorCode.UpstreamError, "upstream sent an event that is not an object");
   return value;

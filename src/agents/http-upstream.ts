@@ -1,7 +1,7 @@
 // Shared HTTP machinery for provider agents: POST a JSON body, stream SSE back, with timeouts and retries.
 import { ErrorCode } from "../../protocol/index.js";
 import { AgentError, type StepSink } from "../engine/agent.js";
-import { parseRetryAfter, redactSecrets, statusError } from "./upstream-errors.js";
+import { parseRetryAfter, readErrorInfo, redactSecrets, statusError } from "./upstream-errors.js";
 import { Attempt, CancelledTurn } from "./upstream-attempt.js";
 import type { SseEvent } from "./upstream-sse.js";
 
@@ -63,6 +63,8 @@ export interface HttpUpstreamOptions {
   onRetry?: (info: RetryInfo) => void;
   /** Source of randomness for jitter, in [0, 1). @default Math.random */
   random?: () => number;
+  /** Longest SSE line or event accepted from the upstream (characters); a longer one fails the step. @default 1048576 */
+  maxEventChars?: number;
 }
 
 export const DEFAULT_TIMEOUTS: Readonly<UpstreamTimeouts> = Object.freeze({ connectMs: 15_000, firstByteMs: 60_000, idleMs: 30_000 });
@@ -88,8 +90,10 @@ export class HttpUpstream {
   private readonly fetchFn: typeof fetch;
   private readonly onRetry: ((info: RetryInfo) => void) | undefined;
   private readonly random: () => number;
+  private readonly maxEventChars: number | undefined;
 
   constructor(options: HttpUpstreamOptions) {
+    this.maxEventChars = options.maxEventChars;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     validate(this.timeouts, this.retry);
@@ -112,7 +116,7 @@ export class HttpUpstream {
   async run<T>(request: UpstreamRequest, sink: StepSink, signal: AbortSignal, consume: StreamConsumer<T>): Promise<T> {
     const tracked = trackOutput(sink);
     for (let attempt = 1; ; attempt++) {
-      const call = new Attempt(signal, this.timeouts);
+      const call = new Attempt(signal, this.timeouts, this.maxEventChars);
       try {
         const response = await call.open(this.fetchFn, request);
         if (!response.ok) {
@@ -123,7 +127,7 @@ export class HttpUpstream {
         if ((response.headers.get("content-type") ?? "").includes("json")) {
           // Some gateways answer 200 with a JSON error instead of a stream; say what it said.
           const text = await call.readText(response, MAX_ERROR_BODY);
-          throw new AgentError(ErrorCode.UpstreamError, this.redact(`upstream answered JSON, not a stream: ${text}`));
+          throw jsonInsteadOfStream(text, (t) => this.redact(t));
         }
         return await consume(call.events(response.body), tracked.sink);
       } catch (err) {
@@ -195,6 +199,19 @@ function trackOutput(sink: StepSink): { sink: StepSink; produced: () => boolean 
       usage: (input, output) => sink.usage(input, output),
     },
   };
+}
+
+/** A 200 with a JSON body: a provider error object is shown by its own message; anything else only in logs. */
+function jsonInsteadOfStream(text: string, redact: (t: string) => string): AgentError {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const info = readErrorInfo(parsed, "");
+  const message = info.message ? redact(`upstream answered JSON, not a stream: ${info.message}`) : "upstream answered JSON, not a stream";
+  return new AgentError(ErrorCode.UpstreamError, message, false, undefined, redact(text.slice(0, 200)));
 }
 
 /** Waits `ms`, or rejects with the signal's reason the moment it aborts. */

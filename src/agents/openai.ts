@@ -188,7 +188,7 @@ function parseChunk(data: string, redact: (t: string) => string): Record<string,
   try {
     value = JSON.parse(data);
   } catch {
-    throw new AgentError(ErrorCode.UpstreamError, redact(`upstream sent a chunk that is not JSON: ${data.slice(0, 200)}`));
+    throw new AgentError(ErrorCode.UpstreamError, "upstream sent a chunk that is not JSON", false, undefined, redact(data.slice(0, 200)));
   }
   if (!isRecord(value)) throw new AgentError(ErrorCode.UpstreamError, "upstream sent a chunk that is not an object");
   return value;

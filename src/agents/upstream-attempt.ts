@@ -2,7 +2,7 @@
 import { ErrorCode } from "../../protocol/index.js";
 import { AgentError } from "../engine/agent.js";
 import type { UpstreamRequest, UpstreamTimeouts } from "./http-upstream.js";
-import { type SseEvent, SseParser } from "./upstream-sse.js";
+import { type SseEvent, SseEventTooLarge, SseParser } from "./upstream-sse.js";
 
 /** Marks an abort caused by the turn's own signal, so it is rethrown untouched. */
 export class CancelledTurn {
@@ -21,6 +21,8 @@ export class Attempt {
   constructor(
     private readonly turn: AbortSignal,
     private readonly timeouts: UpstreamTimeouts,
+    /** Bound on one SSE line or event from the upstream (characters). */
+    private readonly maxEventChars?: number,
   ) {
     if (turn.aborted) this.onTurnAbort();
     else turn.addEventListener("abort", this.onTurnAbort, { once: true });
@@ -65,7 +67,7 @@ export class Attempt {
   /** The body's SSE events, with the first-byte and idle timers armed around every read. */
   async *events(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent, void, undefined> {
     const reader = body.getReader();
-    const parser = new SseParser();
+    const parser = new SseParser(this.maxEventChars);
     let first = true;
     let done = false;
     try {
@@ -88,7 +90,14 @@ export class Attempt {
           return;
         }
         first = false;
-        for (const event of parser.push(r.value)) {
+        let events: SseEvent[];
+        try {
+          events = parser.push(r.value);
+        } catch (err) {
+          if (err instanceof SseEventTooLarge) throw new AgentError(ErrorCode.UpstreamError, `upstream sent an event larger than ${err.maxChars} characters`);
+          throw err;
+        }
+        for (const event of events) {
           // One chunk can hold many events: stop between them, not only between reads, on cancel.
           if (this.controller.signal.aborted) throw this.controller.signal.reason;
           yield event;

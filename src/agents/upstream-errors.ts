@@ -74,14 +74,16 @@ export function statusError(
   } catch {
     parsed = undefined;
   }
-  const info = readErrorInfo(parsed, bodyText.trim() || "(empty body)");
+  // A body that is not a provider's JSON error (an HTML page from a proxy, say) goes to logs, not to clients.
+  const info = readErrorInfo(parsed, bodyText.trim() === "" ? "(empty body)" : "(no JSON error body)");
+  const detail = parsed === undefined && bodyText.trim() !== "" ? redactSecrets(bodyText.slice(0, 200), apiKey) : undefined;
   const msg = redactSecrets(`upstream HTTP ${status}${info.type ? ` ${info.type}` : ""}: ${info.message}`, apiKey);
-  if (status === 429) return new AgentError(ErrorCode.RateLimited, msg, true, retryAfterMs);
+  if (status === 429) return new AgentError(ErrorCode.RateLimited, msg, true, retryAfterMs, detail);
   if (status === 529 || status === 503 || info.type.toLowerCase().includes("overload")) {
-    return new AgentError(ErrorCode.UpstreamOverloaded, msg, true, retryAfterMs);
+    return new AgentError(ErrorCode.UpstreamOverloaded, msg, true, retryAfterMs, detail);
   }
-  if (status >= 500 || status === 408) return new AgentError(ErrorCode.UpstreamError, msg, true, retryAfterMs);
+  if (status >= 500 || status === 408) return new AgentError(ErrorCode.UpstreamError, msg, true, retryAfterMs, detail);
   // 4xx: our request or our credentials are wrong; sending it again will not help.
-  return new AgentError(ErrorCode.UpstreamError, msg, false);
+  return new AgentError(ErrorCode.UpstreamError, msg, false, undefined, detail);
 }
 

@@ -12,9 +12,21 @@ export interface SseEvent {
   retry: number | undefined;
 }
 
+/** Thrown when one line or one event's data grows past the parser's bound: the stream is not trusted further. */
+export class SseEventTooLarge extends Error {
+  constructor(readonly maxChars: number) {
+    super(`event stream line or event exceeds ${maxChars} characters`);
+    this.name = "SseEventTooLarge";
+  }
+}
+
+/** Default bound on one line and on one event's joined data (characters). */
+export const SSE_MAX_EVENT_CHARS = 1024 * 1024;
+
 /**
  * Push-style parser: feed byte chunks as they arrive, get the events they complete.
  * Chunks may split anywhere: inside a line, between `\r` and `\n`, inside a UTF-8 character.
+ * A line or an event longer than `maxChars` throws SseEventTooLarge instead of buffering it whole.
  */
 export class SseParser {
   // A streaming decoder keeps the first bytes of a split multi-byte character until the rest arrives;
@@ -30,6 +42,8 @@ export class SseParser {
   private lastEventId = "";
   private retryMs: number | undefined;
   private ended = false;
+
+  constructor(private readonly maxChars = SSE_MAX_EVENT_CHARS) {}
 
   /** Parses a chunk; returns the events it completed, in order. */
   push(chunk: Uint8Array): SseEvent[] {
@@ -77,6 +91,7 @@ export class SseParser {
       this.line(line, out);
     }
     if (start < text.length) this.partial += text.slice(start);
+    if (this.partial.length > this.maxChars) throw new SseEventTooLarge(this.maxChars);
   }
 
   private line(line: string, out: SseEvent[]): void {
@@ -99,6 +114,7 @@ export class SseParser {
       case "data":
         this.data = this.hasData ? `${this.data}\n${value}` : value;
         this.hasData = true;
+        if (this.data.length > this.maxChars) throw new SseEventTooLarge(this.maxChars);
         break;
       case "id":
         if (!value.includes("\u0000")) this.lastEventId = value;

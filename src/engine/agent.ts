@@ -75,6 +75,8 @@ export class AgentError extends Error {
     message: string,
     readonly retryable = false,
     readonly retryAfterMs?: number,
+    /** For operators' logs only, never shown to clients: e.g. the start of what the upstream sent. */
+    readonly detail?: string,
   ) {
     super(message);
     this.name = "AgentError";

@@ -8,6 +8,8 @@ export interface EngineLimits {
   logMaxEvents: number;
   /** Age after which log events are dropped (ms). @default 600000 */
   logMaxAgeMs: number;
+  /** Characters of events a session log keeps (see EventLogLimits.maxBytes). @default 1048576 */
+  logMaxBytes: number;
   /** Buffered bytes above which a client counts as lagging. @default 65536 */
   outboxSoftBytes: number;
   /** Queued + buffered bytes above which a lagging client is closed with 4000. @default 1048576 */
@@ -32,8 +34,20 @@ export interface EngineLimits {
   maxTurnsKept: number;
   /** History messages kept per session. @default 200 */
   maxHistoryMessages: number;
-  /** Characters of history kept per session (the newest whole messages that fit). @default 262144 */
+  /** Characters of history kept per session (the newest whole messages that fit), tool arguments and results included. @default 262144 */
   maxHistoryChars: number;
+  /** Characters of a session's system prompt. @default 32768 */
+  maxSystemChars: number;
+  /** Characters of a session's client tool declarations, as JSON. @default 65536 */
+  maxToolsChars: number;
+  /** Characters of text one turn may stream; past it the turn ends `incomplete` / `output_limit`. @default 1048576 */
+  maxTurnOutputChars: number;
+  /** Characters of one tool call's arguments; past it the turn fails with `upstream_error`. @default 65536 */
+  maxToolArgsChars: number;
+  /** Longest a turn may run, tools and waits included (ms); then it fails with `upstream_timeout`. @default 600000 */
+  turnTimeoutMs: number;
+  /** A lagging link that takes nothing for this long is closed with 4000 (ms). @default 15000 */
+  slowReaderTimeoutMs: number;
 }
 
 export const defaultLimits: EngineLimits = {
@@ -52,12 +66,19 @@ export const defaultLimits: EngineLimits = {
   maxTurnsKept: 50,
   maxHistoryMessages: 200,
   maxHistoryChars: 256 * 1024,
+  logMaxBytes: 1024 * 1024,
+  maxSystemChars: 32 * 1024,
+  maxToolsChars: 64 * 1024,
+  maxTurnOutputChars: 1024 * 1024,
+  maxToolArgsChars: 64 * 1024,
+  turnTimeoutMs: 600_000,
+  slowReaderTimeoutMs: 15_000,
 };
 
 export interface EngineContext {
   agent: Agent;
   /** Built once from `limits` and shared by every session's log and outbox (memory per session). */
-  logLimits: { maxEvents: number; maxAgeMs: number };
+  logLimits: { maxEvents: number; maxAgeMs: number; maxBytes: number };
   outboxLimits: { softBytes: number; hardBytes: number };
   tools: ToolRegistry;
   limits: EngineLimits;
@@ -68,6 +89,8 @@ export interface EngineContext {
   runningTurns(): number;
   turnStarted(): void;
   turnEnded(): void;
+  /** The node-wide memory budget: new sessions and turns are refused while it is exceeded. */
+  memory: { readonly overloaded: boolean };
   /** Set when the server shuts down: no new turn starts, running ones may finish. */
   draining(): { retryAfterMs: number } | null;
 }

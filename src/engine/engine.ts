@@ -8,6 +8,7 @@ import { Cluster, type ClusterOptions, defaultClusterOptions } from "./cluster.j
 import { RandomIds } from "./ids.js";
 import { type EngineContext, type EngineLimits, defaultLimits } from "./context.js";
 import { type Logger, silentLogger } from "./logger.js";
+import { MemoryGuard, type MemoryGuardOptions } from "./memory-guard.js";
 import { Session, type SessionSnapshot, type SubmitOutcome } from "./session.js";
 import type { TurnRecord } from "./turn.js";
 import type { Sink } from "./sink.js";
@@ -30,6 +31,8 @@ export interface EngineOptions {
   /** Names this node in logs when there is no broker (a broker brings its own id). */
   nodeId?: string;
   cluster?: Partial<ClusterOptions>;
+  /** The node-wide memory budget. @default V8 heap at 85 % of its limit, no RSS bound */
+  memory?: MemoryGuardOptions;
 }
 
 export type AuthResult =
@@ -50,12 +53,14 @@ export class Engine {
   private idleWaiters: (() => void)[] = [];
   readonly broker: Broker | null;
   readonly nodeId: string;
+  readonly memory: MemoryGuard;
 
   constructor(options: EngineOptions) {
     const limits = { ...defaultLimits, ...options.limits };
+    this.memory = new MemoryGuard({ maxRssBytes: 0, ...options.memory });
     this.ctx = {
       agent: options.agent,
-      logLimits: { maxEvents: limits.logMaxEvents, maxAgeMs: limits.logMaxAgeMs },
+      logLimits: { maxEvents: limits.logMaxEvents, maxAgeMs: limits.logMaxAgeMs, maxBytes: limits.logMaxBytes },
       outboxLimits: { softBytes: limits.outboxSoftBytes, hardBytes: limits.outboxHardBytes },
       tools: options.tools ?? defaultTools(),
       limits,
@@ -72,6 +77,7 @@ export class Engine {
         if (this.running === 0) for (const wake of this.idleWaiters.splice(0)) wake();
       },
       draining: () => this.drainingState,
+      memory: this.memory,
     };
     this.broker = options.broker ?? null;
     this.nodeId = this.broker?.nodeId ?? options.nodeId ?? `n_${this.ids.next(8)}`;
@@ -121,9 +127,9 @@ export class Engine {
     });
   }
 
-  /** Creates a session and its secret token (stored for every node), or null at the session limit. */
+  /** Creates a session and its secret token (stored for every node), or null at the session limit or memory budget. */
   async createSession(): Promise<{ sessionId: string; token: string } | null> {
-    if (this.sessions.size >= this.ctx.limits.maxSessions) return null;
+    if (this.sessions.size >= this.ctx.limits.maxSessions || this.memory.overloaded) return null;
     const sessionId = `s_${this.ids.next(12)}`;
     const token = this.ids.next(24);
     const session = new Session(sessionId, token, this.ctx);

@@ -1,4 +1,4 @@
-// The session's event log: gap-free seq numbers, bounded by count and by age, replayable after any seq.
+// The session's event log: gap-free seq numbers, bounded by count, bytes and age, replayable after any seq.
 import type { LoggedEvent, LoggedEventInput } from "../../protocol/index.js";
 import { TextArena } from "./text-arena.js";
 import { frozenEmpty } from "./empty.js";
@@ -72,6 +72,11 @@ class StoredEntry implements LogEntry {
 export interface EventLogLimits {
   /** Entries kept at most. */
   maxEvents: number;
+  /**
+   * Characters of frames and token text kept at most, counting ENTRY_OVERHEAD per entry (the
+   * newest entry always stays). Entries not yet stored elsewhere may hold up to twice this.
+   */
+  maxBytes: number;
   /** Entries older than this are dropped (ms). */
   maxAgeMs: number;
 }
@@ -83,6 +88,8 @@ const NO_ITEMS = frozenEmpty<string | undefined>();
 const NO_NUMBERS = new Float64Array(0);
 /** Ring capacity of a log's first event; it doubles when full. */
 const FIRST_CAPACITY = 16;
+/** What one entry costs beyond its text in the byte budget: its ring slots and their share of the ring. */
+export const ENTRY_OVERHEAD = 32;
 
 export class EventLog {
   /**
@@ -114,6 +121,8 @@ export class EventLog {
    */
   private pinned = -1;
   private last = 0;
+  /** Budget characters held: text of every entry plus ENTRY_OVERHEAD each. */
+  private held = 0;
   /** The turn of the last token and its part of the frame, so a token frame is four joins, not six. */
   private frameTurn = "";
   private frameMid = "";
@@ -134,6 +143,11 @@ export class EventLog {
 
   get size(): number {
     return this.count;
+  }
+
+  /** Characters held against `maxBytes` (text of every entry plus ENTRY_OVERHEAD each). */
+  get bytes(): number {
+    return this.held;
   }
 
   append(input: LoggedEventInput): LogEntry {
@@ -204,10 +218,11 @@ export class EventLog {
   /** Drops entries beyond the count limit or older than the age limit, as of `now`. */
   trim(now = this.now()): void {
     const oldest = now - this.limits.maxAgeMs;
-    const { maxEvents } = this.limits;
+    const { maxEvents, maxBytes } = this.limits;
     const pinned = this.pinned;
     const count = this.count;
     while (this.count > maxEvents && (pinned < 0 || this.firstSeq <= pinned || this.count > maxEvents * 2)) this.dropOldest();
+    while (this.count > 1 && this.held > maxBytes && (pinned < 0 || this.firstSeq <= pinned || this.held > maxBytes * 2)) this.dropOldest();
     while (this.count > 0 && (this.ats[this.start] as number) < oldest) this.dropOldest();
     if (this.count === count) return;
     if (this.count === 0) this.release();
@@ -238,6 +253,7 @@ export class EventLog {
 
   private store(seq: number, item: string, mark: number, at: number): void {
     if (this.count > this.mask) this.grow();
+    this.held += ENTRY_OVERHEAD + (mark >= 0 ? mark - this.lastEnd() : item.length);
     const i = (this.start + this.count) & this.mask;
     this.items[i] = item;
     this.marks[i] = mark;
@@ -247,9 +263,17 @@ export class EventLog {
     this.trim(at);
   }
 
+  /** The text end as of the newest entry (a token's text starts there). */
+  private lastEnd(): number {
+    if (this.count === 0) return this.baseEnd;
+    return decodeEnd(this.marks[(this.start + this.count - 1) & this.mask] as number);
+  }
+
   private dropOldest(): void {
     const i = this.start;
-    this.baseEnd = decodeEnd(this.marks[i] as number);
+    const mark = this.marks[i] as number;
+    this.held -= ENTRY_OVERHEAD + (mark >= 0 ? mark - this.baseEnd : (this.items[i] as string).length);
+    this.baseEnd = decodeEnd(mark);
     this.items[i] = undefined;
     this.start = (i + 1) & this.mask;
     this.count--;
@@ -284,6 +308,7 @@ export class EventLog {
     this.mask = -1;
     this.start = 0;
     this.count = 0;
+    this.held = 0;
   }
 }
 

@@ -6,6 +6,7 @@ export * from "./empty.js";
 export * from "./engine.js";
 export * from "./event-log.js";
 export * from "./logger.js";
+export * from "./memory-guard.js";
 export * from "./outbox.js";
 export * from "./rate.js";
 export * from "./session.js";

@@ -3,6 +3,7 @@ import {
   type ClientMessage,
   type ConfigureMessage,
   ErrorCode,
+  jsonChars,
   type InputMessage,
   type LoggedEvent,
   type LoggedEventInput,
@@ -225,6 +226,9 @@ export class Session {
       });
     }
     if (text.trim().length === 0) return refuse(ErrorCode.InvalidMessage, "input text is empty", 400, { field: "text" });
+    if (this.ctx.memory.overloaded) {
+      return refuse(ErrorCode.Overloaded, "the server is at its memory budget: retry shortly", 503, { retryable: true, retryAfterMs: OVERLOADED_RETRY_MS });
+    }
     if (this.ctx.runningTurns() >= limits.maxConcurrentTurns) {
       return refuse(ErrorCode.RateLimited, "the server is running its maximum number of turns", 429, { retryable: true, retryAfterMs: 1000 });
     }
@@ -233,8 +237,14 @@ export class Session {
   }
 
   private configure(message: ConfigureMessage): SubmitOutcome {
-    if (message.model !== undefined) this.model = message.model;
-    if (message.system !== undefined) this.system = message.system;
+    const { limits } = this.ctx;
+    // Checked before anything changes: a refused configure leaves the session as it was.
+    if (message.system !== undefined && message.system.length > limits.maxSystemChars) {
+      return refuse(ErrorCode.InputTooLarge, `the system prompt exceeds ${limits.maxSystemChars} characters`, 413, { field: "system" });
+    }
+    if (message.tools !== undefined && jsonChars(message.tools) > limits.maxToolsChars) {
+      return refuse(ErrorCode.InputTooLarge, `tool declarations exceed ${limits.maxToolsChars} characters as JSON`, 413, { field: "tools" });
+    }
     if (message.tools !== undefined) {
       const names = new Set<string>();
       for (const [i, tool] of message.tools.entries()) {
@@ -243,8 +253,10 @@ export class Session {
         }
         names.add(tool.name);
       }
-      this.clientTools = message.tools;
     }
+    if (message.model !== undefined) this.model = message.model;
+    if (message.system !== undefined) this.system = message.system;
+    if (message.tools !== undefined) this.clientTools = message.tools;
     this.hooks?.changed();
     return { ok: true };
   }
@@ -262,6 +274,9 @@ export class Session {
       history: this.history,
       maxSteps: this.ctx.limits.maxSteps,
       clientToolTimeoutMs: this.ctx.limits.clientToolTimeoutMs,
+      maxOutputChars: this.ctx.limits.maxTurnOutputChars,
+      maxToolArgsChars: this.ctx.limits.maxToolArgsChars,
+      timeoutMs: this.ctx.limits.turnTimeoutMs,
       emit: (event) => this.emit(event),
       emitToken: (turn, text) => this.emitToken(turn, text),
       onEnd: (ended) => this.onTurnEnd(ended),
@@ -270,7 +285,7 @@ export class Session {
     this.activeTurn = turn;
     const turns = (this.turns ??= new Map());
     turns.set(id, turn.record);
-    while (turns.size > this.ctx.limits.maxTurnsKept) turns.delete(turns.keys().next().value as string);
+    trimTurnRecords(turns, this.ctx.limits.maxTurnsKept, this.ctx.limits.maxHistoryChars);
     this.ctx.turnStarted();
     // Not saved here: a node taking over finds this input in the turn_start event of the log.
     this.history.push({ role: "user", text: input });
@@ -283,6 +298,7 @@ export class Session {
     this.lastActivity = this.ctx.now();
     this.ctx.turnEnded();
     trimHistory(this.history, this.ctx.limits);
+    if (this.turns) trimTurnRecords(this.turns, this.ctx.limits.maxTurnsKept, this.ctx.limits.maxHistoryChars);
     this.hooks?.changed();
   }
 
@@ -313,6 +329,25 @@ export class Session {
 
   isIdle(now: number): boolean {
     return this.attachments.length === 0 && !this.activeTurn && now - this.lastActivity > this.ctx.limits.sessionIdleMs;
+  }
+}
+
+/** How long a client refused for memory should wait before it retries. */
+const OVERLOADED_RETRY_MS = 5000;
+
+/**
+ * Keeps the newest turn records (for polling) within `maxRecords` and, for finished ones, within
+ * `maxChars` of input and text; the newest record always stays, and so does a running one.
+ */
+function trimTurnRecords(turns: Map<string, TurnRecord>, maxRecords: number, maxChars: number): void {
+  while (turns.size > maxRecords) turns.delete(turns.keys().next().value as string);
+  let chars = 0;
+  for (const record of turns.values()) if (record.status !== "running") chars += record.input.length + record.text.length;
+  for (const [id, record] of turns) {
+    if (chars <= maxChars || turns.size <= 1) break;
+    if (record.status === "running") continue;
+    chars -= record.input.length + record.text.length;
+    turns.delete(id);
   }
 }
 

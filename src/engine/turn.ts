@@ -27,6 +27,12 @@ export interface TurnDeps {
   history: HistoryMessage[];
   maxSteps: number;
   clientToolTimeoutMs: number;
+  /** Text characters the turn may stream; past it the turn ends `incomplete` with `output_limit`. */
+  maxOutputChars: number;
+  /** Characters of one tool call's arguments; past it the turn fails with `upstream_error`. */
+  maxToolArgsChars: number;
+  /** The turn's whole deadline (ms): past it, it fails with `upstream_timeout` and the upstream request is aborted. */
+  timeoutMs: number;
   emit(event: LoggedEventInput): void;
   emitToken(turn: string, text: string): void;
   onEnd(turn: Turn): void;
@@ -51,6 +57,7 @@ export class Turn {
   private readonly texts = new TextArena();
   /** Where the running step's text starts in `texts`. */
   private stepStart = 0;
+  private deadline: NodeJS.Timeout | null = null;
 
   constructor(
     readonly id: string,
@@ -81,6 +88,9 @@ export class Turn {
   /** Starts the turn; the returned promise settles when the agent work is over (turn_end may come earlier on cancel). */
   async run(): Promise<void> {
     this.deps.emit({ type: "turn_start", turn: this.id, input: this.record.input });
+    const { timeoutMs } = this.deps;
+    this.deadline = setTimeout(() => this.fail(new AgentError(ErrorCode.UpstreamTimeout, `the turn ran longer than ${timeoutMs} ms`, true)), timeoutMs);
+    this.deadline.unref();
     try {
       for (let step = 0; step < this.deps.maxSteps; step++) {
         const result = await this.runStep(step);
@@ -131,11 +141,16 @@ export class Turn {
     this.stepOut = 0;
     this.stepStart = this.texts.end;
     const names = new Map<string, string>();
+    const argChars = new Map<string, number>();
     const sink: StepSink = {
       text: (delta) => {
         if (this.ended || delta.length === 0) return;
-        this.texts.add(delta);
-        this.deps.emitToken(this.id, delta);
+        if (delta.length <= MAX_DELTA_CHARS && this.texts.end + delta.length <= this.deps.maxOutputChars) {
+          this.texts.add(delta);
+          this.deps.emitToken(this.id, delta);
+          return;
+        }
+        this.longText(delta);
       },
       progress: (stage, message, fraction) => {
         if (this.ended) return;
@@ -148,8 +163,15 @@ export class Turn {
       },
       toolCallDelta: (callId, argsDelta) => {
         if (this.ended) return;
+        const total = (argChars.get(callId) ?? 0) + argsDelta.length;
+        argChars.set(callId, total);
+        if (total > this.deps.maxToolArgsChars) {
+          this.fail(new AgentError(ErrorCode.UpstreamError, `the model's arguments for a tool call exceed ${this.deps.maxToolArgsChars} characters`));
+          return;
+        }
         const name = names.get(callId) ?? "";
-        this.deps.emit({ type: "tool", turn: this.id, callId, phase: "delta", name, executor: this.executorOf(name), argsDelta });
+        const executor = this.executorOf(name);
+        for (const piece of pieces(argsDelta)) this.deps.emit({ type: "tool", turn: this.id, callId, phase: "delta", name, executor, argsDelta: piece });
       },
       usage: (inputTokens, outputTokens) => {
         if (this.ended) return;
@@ -167,6 +189,22 @@ export class Turn {
       step,
     };
     return this.deps.agent.step(request, sink, this.controller.signal);
+  }
+
+  /** A delta too long for one frame, or past the turn's output limit: split it, and end the turn at the limit. */
+  private longText(delta: string): void {
+    const room = this.deps.maxOutputChars - this.texts.end;
+    const fits = delta.length <= room ? delta : delta.slice(0, cutAt(delta, room));
+    for (const piece of pieces(fits)) {
+      if (piece.length === 0) continue;
+      this.texts.add(piece);
+      this.deps.emitToken(this.id, piece);
+    }
+    if (fits.length < delta.length) {
+      this.deps.log?.("warn", { turn: this.id, maxOutputChars: this.deps.maxOutputChars }, "turn reached its output limit");
+      if (this.stepText) this.deps.history.push({ role: "assistant", text: this.stepText });
+      this.finish("incomplete", "output_limit");
+    }
   }
 
   private commitStep(toolCalls: ToolCall[]): void {
@@ -222,12 +260,13 @@ export class Turn {
   }
 
   private fail(err: unknown): void {
+    if (this.ended) return;
     const agentError = err instanceof AgentError ? err : null;
     const code = agentError?.code ?? ErrorCode.UpstreamError;
     const message = agentError?.message ?? "the agent failed";
     if (!agentError) this.deps.log?.("error", { err, turn: this.id }, "agent step threw");
     // Agent messages carry no credentials (adapters redact them), so operators can see why a turn failed.
-    else this.deps.log?.("warn", { turn: this.id, code, retryable: agentError.retryable, reason: agentError.message }, "turn failed upstream");
+    else this.deps.log?.("warn", { turn: this.id, code, retryable: agentError.retryable, reason: agentError.message, detail: agentError.detail }, "turn failed upstream");
     this.deps.emit({ type: "error", turn: this.id, code, message, retryable: agentError?.retryable ?? false, retryAfterMs: agentError?.retryAfterMs });
     if (this.stepText) this.deps.history.push({ role: "assistant", text: this.stepText });
     this.finish("failed", code);
@@ -247,7 +286,30 @@ export class Turn {
     // Fixed once ended, so the kept record no longer holds on to this turn.
     Object.defineProperty(this.record, "text", { value: this.allText, enumerable: true, writable: true, configurable: true });
     this.record.endedAt = Date.now();
+    if (this.deadline) clearTimeout(this.deadline);
     this.controller.abort();
     this.deps.onEnd(this);
   }
+}
+
+/** Largest text in one token or argument frame; longer deltas are split. */
+export const MAX_DELTA_CHARS = 4096;
+
+/** Where to cut `text` at or before `at` without splitting a surrogate pair. */
+function cutAt(text: string, at: number): number {
+  if (at <= 0) return 0;
+  const code = text.charCodeAt(at - 1);
+  return code >= 0xd800 && code <= 0xdbff ? at - 1 : at;
+}
+
+/** `text` in pieces of at most MAX_DELTA_CHARS (one piece, itself, when it is short: the usual case). */
+function pieces(text: string): string[] {
+  if (text.length <= MAX_DELTA_CHARS) return [text];
+  const out: string[] = [];
+  for (let start = 0; start < text.length; ) {
+    const end = start + MAX_DELTA_CHARS >= text.length ? text.length : cutAt(text, start + MAX_DELTA_CHARS);
+    out.push(text.slice(start, end));
+    start = end;
+  }
+  return out;
 }

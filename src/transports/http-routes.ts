@@ -55,7 +55,7 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
     }
     const created = await engine.createSession();
     if (!created) {
-      sendError(res, state, 503, { code: ErrorCode.Overloaded, message: "session limit reached", retryable: true, retryAfterMs: 5000 }, headers);
+      sendError(res, state, 503, { code: ErrorCode.Overloaded, message: "the server is at its session limit or memory budget", retryable: true, retryAfterMs: 5000 }, headers);
       return;
     }
     const base = `${options.basePath ?? ""}/v1/sessions/${created.sessionId}`;

@@ -10,6 +10,8 @@ import { logged, turnText } from "../helpers/ws-client.js";
 
 // Enough text to fill the kernel's socket buffers (several MB on loopback) and then some.
 const WORDS = 200_000;
+/** This turn streams MBs on purpose: its log and output limits are lifted so only the outbox bounds it. */
+const LONG_TURN = { AGENTWIRE_LOG_MAX_BYTES: 64 * 1024 * 1024, AGENTWIRE_TURN_MAX_OUTPUT_CHARS: 64 * 1024 * 1024 };
 const INPUT = "1 + 2";
 const expectedText = () => {
   const plan = planDemo(INPUT, 1, WORDS);
@@ -47,7 +49,7 @@ async function stallThroughTurn(server: TestServer) {
 describe("an SSE reader that stops reading", () => {
   it("gets the full text merged into fewer events, with server memory under the hard cap", async () => {
     const hard = 4 * 1024 * 1024;
-    const server = await startTestServer({ AGENTWIRE_DEMO_REPLY_WORDS: WORDS, AGENTWIRE_OUTBOX_SOFT_BYTES: 16 * 1024, AGENTWIRE_OUTBOX_HARD_BYTES: hard, AGENTWIRE_LOG_MAX_EVENTS: 300_000 });
+    const server = await startTestServer({ AGENTWIRE_DEMO_REPLY_WORDS: WORDS, AGENTWIRE_OUTBOX_SOFT_BYTES: 16 * 1024, AGENTWIRE_OUTBOX_HARD_BYTES: hard, AGENTWIRE_LOG_MAX_EVENTS: 300_000, ...LONG_TURN });
     const { raw, attachment } = await stallThroughTurn(server);
     expect(attachment.peakBytes).toBeGreaterThan(16 * 1024);
     expect(attachment.peakBytes).toBeLessThanOrEqual(hard);
@@ -73,7 +75,7 @@ describe("an SSE reader that stops reading", () => {
 
   it("is ended past the hard cap with a close comment, then resumes by Last-Event-ID with exact text", async () => {
     const hard = 64 * 1024;
-    const server = await startTestServer({ AGENTWIRE_DEMO_REPLY_WORDS: WORDS, AGENTWIRE_OUTBOX_SOFT_BYTES: 8 * 1024, AGENTWIRE_OUTBOX_HARD_BYTES: hard, AGENTWIRE_LOG_MAX_EVENTS: 300_000 });
+    const server = await startTestServer({ AGENTWIRE_DEMO_REPLY_WORDS: WORDS, AGENTWIRE_OUTBOX_SOFT_BYTES: 8 * 1024, AGENTWIRE_OUTBOX_HARD_BYTES: hard, AGENTWIRE_LOG_MAX_EVENTS: 300_000, ...LONG_TURN });
     const { s, raw, attachment } = await stallThroughTurn(server);
     expect(attachment.peakBytes).toBeLessThanOrEqual(hard + 64 * 1024);
     raw.socket.resume();

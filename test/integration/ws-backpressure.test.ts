@@ -8,6 +8,8 @@ import { TestClient, logged, turnText } from "../helpers/ws-client.js";
 
 // Enough text to fill the kernel's socket buffers (several MB on loopback) and then some.
 const WORDS = 200_000;
+/** This turn streams MBs on purpose: its log and output limits are lifted so only the outbox bounds it. */
+const LONG_TURN = { AGENTWIRE_LOG_MAX_BYTES: 64 * 1024 * 1024, AGENTWIRE_TURN_MAX_OUTPUT_CHARS: 64 * 1024 * 1024 };
 const INPUT = "1 + 2";
 const expectedText = () => {
   const plan = planDemo(INPUT, 1, WORDS);
@@ -33,7 +35,7 @@ async function stallThroughTurn(server: TestServer) {
 describe("a client that stops reading", () => {
   it("gets the full text merged into fewer frames, with server memory under the hard cap", async () => {
     const hard = 4 * 1024 * 1024;
-    const server = await startTestServer({ AGENTWIRE_DEMO_REPLY_WORDS: WORDS, AGENTWIRE_OUTBOX_SOFT_BYTES: 16 * 1024, AGENTWIRE_OUTBOX_HARD_BYTES: hard, AGENTWIRE_LOG_MAX_EVENTS: 300_000 });
+    const server = await startTestServer({ AGENTWIRE_DEMO_REPLY_WORDS: WORDS, AGENTWIRE_OUTBOX_SOFT_BYTES: 16 * 1024, AGENTWIRE_OUTBOX_HARD_BYTES: hard, AGENTWIRE_LOG_MAX_EVENTS: 300_000, ...LONG_TURN });
     const { client, socket, attachment } = await stallThroughTurn(server);
     expect(attachment?.peakBytes).toBeGreaterThan(16 * 1024);
     expect(attachment?.peakBytes).toBeLessThanOrEqual(hard);
@@ -58,7 +60,7 @@ describe("a client that stops reading", () => {
 
   it("is closed with 4000 past the hard cap, then resumes from the log with exact text", async () => {
     const hard = 64 * 1024;
-    const server = await startTestServer({ AGENTWIRE_DEMO_REPLY_WORDS: WORDS, AGENTWIRE_OUTBOX_SOFT_BYTES: 8 * 1024, AGENTWIRE_OUTBOX_HARD_BYTES: hard, AGENTWIRE_LOG_MAX_EVENTS: 300_000 });
+    const server = await startTestServer({ AGENTWIRE_DEMO_REPLY_WORDS: WORDS, AGENTWIRE_OUTBOX_SOFT_BYTES: 8 * 1024, AGENTWIRE_OUTBOX_HARD_BYTES: hard, AGENTWIRE_LOG_MAX_EVENTS: 300_000, ...LONG_TURN });
     const { s, client, socket, attachment } = await stallThroughTurn(server);
     expect(attachment?.peakBytes).toBeLessThanOrEqual(hard + 64 * 1024);
     socket.resume();
