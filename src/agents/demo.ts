@@ -69,7 +69,79 @@ function spoken(output: string): string {
 
 /** Splits text into word tokens that keep their leading space, as model tokenizers roughly do. */
 export function tokenize(text: string): string[] {
-  return text.match(/\s*\S+/g) ?? [];
+  // What /\s*\S+/g matches, in one pass: that regex retries a trailing run of spaces from each of its characters.
+  const tokens: string[] = [];
+  let start = 0;
+  let i = 0;
+  for (;;) {
+    i = skip(text, i, isSpace);
+    if (i === text.length) return tokens;
+    i = skip(text, i, (c) => !isSpace(c));
+    tokens.push(text.slice(start, i));
+    start = i;
+  }
+}
+
+/** Exactly the code units `\s` matches and `trim` removes. */
+export function isSpace(c: number): boolean {
+  if (c === 32 || (c >= 9 && c <= 13)) return true;
+  if (c < 0xa0) return false;
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+}
+
+const isDigit = (c: number) => c >= 48 && c <= 57;
+const isWordChar = (c: number) => isDigit(c) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+/** - + * / % ^ */
+const isOperator = (c: number) => c === 45 || c === 43 || c === 42 || c === 47 || c === 37 || c === 94;
+/** [\d\s.], [\s(] and [\d\s.)]: a number, what may open an operand, what may follow its first digit. */
+const isNumberChar = (c: number) => isDigit(c) || isSpace(c) || c === 46;
+const isOpenChar = (c: number) => isSpace(c) || c === 40;
+const isTailChar = (c: number) => isNumberChar(c) || c === 41;
+
+/** The end of the run of characters from `i` that `accept` takes. */
+function skip(text: string, i: number, accept: (c: number) => boolean): number {
+  while (i < text.length && accept(text.charCodeAt(i))) i++;
+  return i;
+}
+
+/** From `i`, the end of `[-+*\/%^][\s(]*\d[\d\s.)]*`, or -1 when the text there is no operator and operand. */
+function operand(text: string, i: number): number {
+  if (i >= text.length || !isOperator(text.charCodeAt(i))) return -1;
+  const digit = skip(text, i + 1, isOpenChar);
+  if (digit >= text.length || !isDigit(text.charCodeAt(digit))) return -1;
+  return skip(text, digit + 1, isTailChar);
+}
+
+/**
+ * The first arithmetic expression in the text, trimmed: what `/\d[\d\s.]*(?:[-+*\/%^][\s(]*\d[\d\s.)]*)+/`
+ * finds, in one pass. No class holds what the step after it needs ([\d\s.] and [\d\s.)] no operator,
+ * [\s(] no digit), so each run is taken whole and backtracking into it could never help. Every digit of
+ * a run ends at the same place, so when no operand starts there, none of them starts a match: the scan
+ * moves past the run, where the regex retried from each digit ("1 1 1 ..." was quadratic).
+ */
+export function findExpression(text: string): string | undefined {
+  for (let i = 0; i < text.length; i++) {
+    if (!isDigit(text.charCodeAt(i))) continue;
+    const run = skip(text, i + 1, isNumberChar);
+    let end = operand(text, run);
+    if (end < 0) {
+      i = run;
+      continue;
+    }
+    for (let next = operand(text, end); next >= 0; next = operand(text, end)) end = next;
+    return text.slice(i, end).trim();
+  }
+  return undefined;
+}
+
+/** Whether `name` occurs as a whole word, as `\bname\b` would say, without making a regex of it. */
+export function mentions(text: string, name: string): boolean {
+  const wordAt = (i: number) => i >= 0 && i < text.length && isWordChar(text.charCodeAt(i));
+  const boundary = (i: number) => wordAt(i - 1) !== wordAt(i);
+  for (let i = text.indexOf(name); i >= 0; i = i < text.length ? text.indexOf(name, i + 1) : -1) {
+    if (boundary(i) && boundary(i + name.length)) return true;
+  }
+  return false;
 }
 
 /** A small deterministic PRNG (mulberry32): same seed, same sequence, on every platform. */
@@ -99,15 +171,14 @@ function chunk(text: string, size: number): string[] {
 /** The exact script the demo agent follows for this input: tests compare against it. */
 export function planDemo(input: string, seed: number, replyWords: number, clientToolNames: readonly string[] = []): DemoPlan {
   const random = mulberry32(seed ^ hash(input));
-  const clientTool = clientToolNames.find((name) => new RegExp(`\\b${name}\\b`).test(input));
+  const clientTool = clientToolNames.find((name) => mentions(input, name));
   let call: DemoCall;
   let intro: string;
   if (clientTool) {
     intro = `I will ask your ${clientTool} tool.`;
     call = { name: clientTool, argsChunks: chunk(JSON.stringify({ text: input }), 8) };
   } else {
-    const found = /\d[\d\s.]*(?:[-+*/%^][\s(]*\d[\d\s.)]*)+/.exec(input)?.[0].trim();
-    const expression = found ?? `${2 + Math.floor(random() * 98)} * ${2 + Math.floor(random() * 98)}`;
+    const expression = findExpression(input) ?? `${2 + Math.floor(random() * 98)} * ${2 + Math.floor(random() * 98)}`;
     intro = `Let me work out ${expression}.`;
     call = { name: "calculator", argsChunks: chunk(JSON.stringify({ expression }), 8) };
   }

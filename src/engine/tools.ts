@@ -19,41 +19,76 @@ export class ToolRegistry {
   }
 }
 
-/** Evaluates + - * / % ^ and parentheses over decimal numbers. No eval: a small recursive-descent parser. */
+/** Parentheses nest at most this deep: each level is a few stack frames, and no real expression comes close. */
+export const MAX_NESTING = 256;
+/** Error messages quote this much of the expression at most, so a hostile one is not echoed back whole. */
+const QUOTE_MAX = 64;
+
+/** Why an expression has no value; a stable reason beside the message. */
+export type ArithmeticFailure = "empty" | "syntax" | "too_deep" | "not_finite";
+
+export class ArithmeticError extends Error {
+  constructor(
+    readonly reason: ArithmeticFailure,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ArithmeticError";
+  }
+}
+
+/**
+ * Evaluates + - * / % ^ and parentheses over decimal numbers. No eval: a small recursive-descent parser,
+ * linear in the input. Only parentheses recurse, to MAX_NESTING; runs of unary minus and chains of ^
+ * are read in loops, so no input can overflow the stack.
+ */
 export function evaluateArithmetic(expression: string): number {
   const src = expression.replace(/\s+/g, "");
   let pos = 0;
-  const fail = (what: string): never => {
-    throw new Error(`${what} at position ${pos} of "${expression}"`);
+  let depth = 0;
+  const fail = (reason: ArithmeticFailure, what: string): never => {
+    const quoted = expression.length > QUOTE_MAX ? `${expression.slice(0, QUOTE_MAX - 3)}...` : expression;
+    throw new ArithmeticError(reason, `${what} at position ${pos} of "${quoted}"`);
   };
   const peek = () => src[pos];
+  // Sticky: matches at `pos` without copying the rest of the input for every number.
+  const NUMBER = /\d+(\.\d+)?/y;
   const number = (): number => {
-    const m = /^\d+(\.\d+)?/.exec(src.slice(pos));
-    if (!m) return fail("expected a number");
+    NUMBER.lastIndex = pos;
+    const m = NUMBER.exec(src);
+    if (!m) return fail("syntax", "expected a number");
     pos += m[0].length;
     return Number(m[0]);
   };
   const primary = (): number => {
+    // Negation is its own inverse, so "---x" is -x whatever x is (NaN and -0 included).
+    let negate = false;
+    for (; peek() === "-"; pos++) negate = !negate;
+    let v: number;
     if (peek() === "(") {
+      if (++depth > MAX_NESTING) fail("too_deep", `parentheses nested deeper than ${MAX_NESTING}`);
       pos++;
-      const v = sum();
-      if (peek() !== ")") fail("expected )");
+      v = sum();
+      if (peek() !== ")") fail("syntax", "expected )");
       pos++;
-      return v;
+      depth--;
+    } else {
+      v = number();
     }
-    if (peek() === "-") {
-      pos++;
-      return -primary();
-    }
-    return number();
+    return negate ? -v : v;
   };
   const power = (): number => {
     const base = primary();
-    if (peek() === "^") {
+    if (peek() !== "^") return base;
+    // Right-associative, 2^3^2 = 2^9: gather the operands, then fold from the right.
+    const operands = [base];
+    while (peek() === "^") {
       pos++;
-      return base ** power();
+      operands.push(primary());
     }
-    return base;
+    let v = operands[operands.length - 1] as number;
+    for (let i = operands.length - 2; i >= 0; i--) v = (operands[i] as number) ** v;
+    return v;
   };
   const product = (): number => {
     let v = power();
@@ -73,10 +108,10 @@ export function evaluateArithmetic(expression: string): number {
     }
     return v;
   }
-  if (src.length === 0) fail("empty expression");
+  if (src.length === 0) fail("empty", "empty expression");
   const value = sum();
-  if (pos !== src.length) fail("unexpected character");
-  if (!Number.isFinite(value)) fail("result is not finite");
+  if (pos !== src.length) fail("syntax", "unexpected character");
+  if (!Number.isFinite(value)) fail("not_finite", "result is not finite");
   return value;
 }
 
