@@ -1,6 +1,7 @@
 // One client attached to a session through a transport: welcome, replay, live events, replies.
 import {
   type ClientMessage,
+  ErrorCode,
   type ErrorEvent,
   type ParseFailure,
   type ServerMessage,
@@ -8,26 +9,38 @@ import {
   PROTOCOL_VERSION,
 } from "../../protocol/index.js";
 import type { LogEntry } from "./event-log.js";
-import { Outbox, type OutboxLimits } from "./outbox.js";
+import { type LagWatch, Outbox, type OutboxLimits } from "./outbox.js";
+import { ByteBudget } from "./rate.js";
 import type { Session, SubmitError, SubmitOutcome } from "./session.js";
 import type { Sink } from "./sink.js";
 
 /** Log entries written per replay batch; replay reads the log in place, so it costs no copy per client. */
 const REPLAY_BATCH = 256;
 
+export interface AttachmentOptions {
+  outbox: OutboxLimits;
+  /** Announced in the welcome. */
+  heartbeatMs: number;
+  /** Where a lagging outbox is watched for stalls; null: only the hard cap closes it. */
+  lagWatch: LagWatch | null;
+  /** Bytes of log a connection may have replayed in a burst, refilled at a tenth of it per second. */
+  replayBytes: number;
+}
+
 export class Attachment {
   private readonly outbox: Outbox;
   private detached = false;
   /** While replaying: the last seq written from the log. Live events wait in the log until the cursor reaches them. */
   private cursor: number | null = null;
+  /** Made with the first `resume` frame: replays asked for on an open link are rare. */
+  private replayBudget: ByteBudget | null = null;
 
   constructor(
     readonly session: Session,
     private readonly sink: Sink,
-    limits: OutboxLimits,
-    private readonly heartbeatMs: number,
+    private readonly options: AttachmentOptions,
   ) {
-    this.outbox = new Outbox(sink, limits);
+    this.outbox = new Outbox(sink, options.outbox, options.lagWatch);
   }
 
   /** Sends the welcome, replays after `afterSeq` (when given), and joins the live stream. */
@@ -45,9 +58,7 @@ export class Attachment {
   /** Handles one parsed client message. */
   receive(message: ClientMessage): void {
     if (message.type === "resume") {
-      // Frames queued for the old position would arrive twice: start over from the client's position.
-      this.outbox.reset();
-      this.replay(message.afterSeq);
+      this.resume(message.afterSeq, message.id);
       return;
     }
     const id = message.id;
@@ -124,6 +135,28 @@ export class Attachment {
     this.sink.close(code, reason);
   }
 
+  /**
+   * A `resume` frame: counted like any client message, and the bytes it would replay against this
+   * link's replay budget, so a flood of resumes cannot make the node send the log again and again.
+   */
+  private resume(afterSeq: number, id: string | undefined): void {
+    const waitMs = this.session.takeMessage();
+    if (waitMs > 0) {
+      this.send({ type: "error", code: ErrorCode.RateLimited, message: "too many messages for this session", retryable: true, retryAfterMs: waitMs, id });
+      return;
+    }
+    const { replayBytes } = this.options;
+    this.replayBudget ??= new ByteBudget(replayBytes, replayBytes / 10, this.session.now);
+    const replayWait = this.replayBudget.take(this.session.log.bytesAfter(afterSeq));
+    if (replayWait > 0) {
+      this.send({ type: "error", code: ErrorCode.RateLimited, message: "this link replayed too much of the log: resume later", retryable: true, retryAfterMs: replayWait, field: "afterSeq", id });
+      return;
+    }
+    // Frames queued for the old position would arrive twice: start over from the client's position.
+    this.outbox.reset();
+    this.replay(afterSeq);
+  }
+
   private replay(afterSeq: number | undefined): void {
     const log = this.session.log;
     const replay = afterSeq === undefined ? { recovered: true } : log.after(afterSeq, 0);
@@ -135,7 +168,7 @@ export class Attachment {
       resumed: afterSeq !== undefined,
       recovered: replay.recovered,
       activeTurn: this.session.activeTurnId,
-      heartbeatMs: this.heartbeatMs,
+      heartbeatMs: this.options.heartbeatMs,
     };
     this.send(welcome);
     if (afterSeq === undefined || !replay.recovered) {
@@ -164,5 +197,7 @@ export class Attachment {
       this.outbox.writeBatch(batch.entries.map((e) => e.frame));
       this.cursor = (batch.entries[batch.entries.length - 1] as LogEntry).seq;
     }
+    // Stopped with more to replay: the socket is full, and a reader that never drains it must not hold the link forever.
+    if (this.cursor !== null) this.outbox.watchLag();
   }
 }

@@ -3,7 +3,8 @@ import { timingSafeEqual } from "node:crypto";
 import { CloseCode, ErrorCode, type ServerMessage } from "../../protocol/index.js";
 import type { Broker } from "../broker/broker.js";
 import type { Agent } from "./agent.js";
-import { Attachment } from "./attachment.js";
+import { Attachment, type AttachmentOptions } from "./attachment.js";
+import { LagWatch } from "./outbox.js";
 import { Cluster, type ClusterOptions, defaultClusterOptions } from "./cluster.js";
 import { RandomIds } from "./ids.js";
 import { type EngineContext, type EngineLimits, defaultLimits } from "./context.js";
@@ -54,6 +55,9 @@ export class Engine {
   readonly broker: Broker | null;
   readonly nodeId: string;
   readonly memory: MemoryGuard;
+  /** Lagging links, watched for stalls by one timer. */
+  readonly lagWatch: LagWatch;
+  private readonly attachmentOptions: AttachmentOptions;
 
   constructor(options: EngineOptions) {
     const limits = { ...defaultLimits, ...options.limits };
@@ -79,6 +83,9 @@ export class Engine {
       draining: () => this.drainingState,
       memory: this.memory,
     };
+    this.lagWatch = new LagWatch(limits.slowReaderTimeoutMs, this.ctx.now);
+    // Two full logs at once, then a tenth of one per second: resumes on an open link are rare.
+    this.attachmentOptions = { outbox: this.ctx.outboxLimits, heartbeatMs: this.ctx.heartbeatMs, lagWatch: this.lagWatch, replayBytes: 2 * limits.logMaxBytes };
     this.broker = options.broker ?? null;
     this.nodeId = this.broker?.nodeId ?? options.nodeId ?? `n_${this.ids.next(8)}`;
     this.cluster = this.broker
@@ -191,7 +198,7 @@ export class Engine {
 
   /** Attaches a transport link: welcome, replay after `afterSeq` when given, then live. */
   attach(session: Session, sink: Sink, afterSeq: number | undefined): Attachment {
-    const attachment = new Attachment(session, sink, this.ctx.outboxLimits, this.ctx.heartbeatMs);
+    const attachment = new Attachment(session, sink, this.attachmentOptions);
     attachment.start(afterSeq);
     return attachment;
   }
@@ -243,6 +250,7 @@ export class Engine {
   /** Stops timers and cancels running turns. */
   close(): void {
     clearInterval(this.sweeper);
+    this.lagWatch.close();
     this.cluster?.close();
     for (const session of this.sessions.values()) session.end(CloseCode.GoingAway, "server_closing");
     this.sessions.clear();

@@ -210,6 +210,20 @@ export class EventLog {
     return { recovered: true, entries };
   }
 
+  /** Budget characters of the entries after `afterSeq` (what replaying from there costs); all held bytes when it is older than the log. */
+  bytesAfter(afterSeq: number): number {
+    let bytes = this.held;
+    const skip = Math.min(this.count, afterSeq - (this.firstSeq - 1));
+    let end = this.baseEnd;
+    for (let k = 0; k < skip; k++) {
+      const i = (this.start + k) & this.mask;
+      const mark = this.marks[i] as number;
+      bytes -= ENTRY_OVERHEAD + (mark >= 0 ? mark - end : (this.items[i] as string).length);
+      end = decodeEnd(mark);
+    }
+    return bytes;
+  }
+
   /** Marks everything up to `seq` as stored elsewhere; later entries are kept while trimming allows. */
   pin(seq: number): void {
     this.pinned = seq === Number.POSITIVE_INFINITY ? -1 : seq;

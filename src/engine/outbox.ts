@@ -11,6 +11,60 @@ export interface OutboxLimits {
   hardBytes: number;
 }
 
+/**
+ * Watches lagging outboxes with one timer for the whole node: one that takes nothing (no drain from
+ * its socket) for `timeoutMs` is closed with `SlowConsumer`, even when no new event would push it
+ * past the hard cap. Only lagging links are visited, so links that keep up cost nothing here.
+ */
+export class LagWatch {
+  private readonly lagging = new Set<Outbox>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly timeoutMs: number,
+    readonly now: () => number = Date.now,
+  ) {}
+
+  get size(): number {
+    return this.lagging.size;
+  }
+
+  add(outbox: Outbox): void {
+    this.lagging.add(outbox);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.check(), Math.max(50, Math.min(1000, this.timeoutMs / 4)));
+      this.timer.unref();
+    }
+  }
+
+  remove(outbox: Outbox): void {
+    this.lagging.delete(outbox);
+    if (this.lagging.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  /** Closes every watched outbox that made no progress for `timeoutMs`; returns how many. */
+  check(): number {
+    const now = this.now();
+    let closed = 0;
+    for (const outbox of this.lagging) {
+      if (outbox.stalledFor(now) >= this.timeoutMs) {
+        outbox.closeSlow();
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.lagging.clear();
+  }
+}
+
 interface Queued {
   /** Serialized frame; null after a merge changed the event (serialized at flush). */
   frame: string | null;
@@ -30,11 +84,48 @@ export class Outbox {
   merged = 0;
   /** Highest queued + socket-buffered bytes seen while lagging: what this client cost us at worst. */
   peakBytes = 0;
+  /** While watched as lagging: when the socket last took something (or lagging began). 0: not watched. */
+  private progressAt = 0;
+  /** Characters handed to the sink so far; minus what it still buffers, that is what the client took. */
+  private sent = 0;
+  private takenAtCheck = 0;
 
   constructor(
     private readonly sink: Sink,
     private readonly limits: OutboxLimits,
+    private readonly watch: LagWatch | null = null,
   ) {}
+
+  /** How long this outbox has lagged without its socket taking anything (ms); 0 when it keeps up. */
+  stalledFor(now: number): number {
+    if (this.progressAt === 0) return 0;
+    const buffered = this.sink.bufferedAmount();
+    if (this.queue.length === 0 && buffered < this.limits.softBytes) {
+      this.unwatch();
+      return 0;
+    }
+    // A slow reader that reads is not stalled: it took bytes since the last look.
+    const taken = this.sent - buffered;
+    if (taken > this.takenAtCheck) {
+      this.takenAtCheck = taken;
+      this.progressAt = now;
+    }
+    return now - this.progressAt;
+  }
+
+  /** Starts watching this outbox as lagging (the replay also calls it when the socket stops taking). */
+  watchLag(): void {
+    if (this.progressAt !== 0 || !this.watch || this.closed) return;
+    this.progressAt = this.watch.now();
+    this.takenAtCheck = this.sent - this.sink.bufferedAmount();
+    this.watch.add(this);
+  }
+
+  private unwatch(): void {
+    if (this.progressAt === 0) return;
+    this.progressAt = 0;
+    this.watch?.remove(this);
+  }
 
   get isClosed(): boolean {
     return this.closed;
@@ -56,6 +147,7 @@ export class Outbox {
   /** Writes frames that need no merging (a replay batch) straight through, in one go. */
   writeBatch(frames: readonly string[]): void {
     if (this.closed) return;
+    for (const frame of frames) this.sent += frame.length;
     if (!this.sink.writeMany(frames)) this.closed = true;
   }
 
@@ -68,11 +160,13 @@ export class Outbox {
   push(frame: string, entry: { readonly event: LoggedEvent } | null): void {
     if (this.closed) return;
     if (this.queue.length === 0 && this.sink.bufferedAmount() < this.limits.softBytes) {
+      this.sent += frame.length;
       if (!this.sink.write(frame)) this.closed = true;
       return;
     }
     // Only a lagging client needs the event object (to merge); the fast path above never builds it.
     this.enqueue(frame, entry ? entry.event : null);
+    this.watchLag();
     const buffered = this.sink.bufferedAmount();
     const held = this.queuedBytes + buffered;
     if (held > this.peakBytes) this.peakBytes = held;
@@ -92,6 +186,7 @@ export class Outbox {
         const frame = item.frame ?? JSON.stringify(item.event);
         this.queuedBytes -= item.bytes;
         budget -= frame.length;
+        this.sent += frame.length;
         batch.push(frame);
       }
       if (!this.sink.writeMany(batch)) this.closed = true;
@@ -109,6 +204,7 @@ export class Outbox {
     this.closed = true;
     this.queue = EMPTY;
     this.queuedBytes = 0;
+    this.unwatch();
   }
 
   private enqueue(frame: string, event: LoggedEvent | null): void {

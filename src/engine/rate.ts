@@ -135,3 +135,36 @@ export class KeyedRateLimiter {
     if (!oldest.done) this.buckets.delete(oldest.value);
   }
 }
+
+/**
+ * A budget of bytes that refills continuously: `take(n)` spends n when the budget holds them.
+ * Used for what a connection may have replayed; a cost above the capacity is clamped to it, so
+ * one large but legitimate replay is never refused forever.
+ */
+export class ByteBudget {
+  private available: number;
+  private updated: number;
+
+  constructor(
+    private readonly capacity: number,
+    private readonly refillPerSec: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    checkLimits(refillPerSec, capacity);
+    this.available = capacity;
+    this.updated = now();
+  }
+
+  /** Spends `bytes` and returns 0, or returns the ms until they are available (spending nothing). */
+  take(bytes: number): number {
+    const now = this.now();
+    this.available = Math.min(this.capacity, this.available + (Math.max(0, now - this.updated) * this.refillPerSec) / 1000);
+    this.updated = Math.max(this.updated, now);
+    const cost = Math.min(bytes, this.capacity);
+    if (cost <= this.available) {
+      this.available -= cost;
+      return 0;
+    }
+    return Math.max(1, Math.ceil(((cost - this.available) / this.refillPerSec) * 1000));
+  }
+}

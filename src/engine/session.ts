@@ -168,6 +168,18 @@ export class Session {
     this.lastActivity = this.ctx.now();
   }
 
+  /** The session's clock (the engine's). */
+  get now(): () => number {
+    return this.ctx.now;
+  }
+
+  /** Counts one client message against the session's rate: 0 when allowed, else the ms to wait. */
+  takeMessage(): number {
+    const { limits } = this.ctx;
+    this.inputRate ??= new TokenBucket(limits.inputRatePerSec, limits.inputBurst, this.ctx.now);
+    return this.inputRate.take();
+  }
+
   /**
    * Applies one client message (`resume` is the attachment's business). `onTurn` runs with the new
    * turn's id just before its first event, so an acknowledgement can precede `turn_start`.
@@ -176,9 +188,7 @@ export class Session {
     if (this.ended) return refuse(ErrorCode.SessionNotFound, "the session has ended", 404);
     this.lastActivity = this.ctx.now();
     if (this.role === "replica" && this.ownerLink) return this.ownerLink.submit(message);
-    const { limits } = this.ctx;
-    this.inputRate ??= new TokenBucket(limits.inputRatePerSec, limits.inputBurst, this.ctx.now);
-    const waitMs = this.inputRate.take();
+    const waitMs = this.takeMessage();
     if (waitMs > 0) {
       return refuse(ErrorCode.RateLimited, "too many messages for this session", 429, { retryable: true, retryAfterMs: waitMs });
     }
