@@ -40,7 +40,7 @@ export function providerHarness(env: (upstreamUrl: string, apiKey: string) => En
     const ws = await TestClient.connect(TestClient.sessionUrl(`ws://127.0.0.1:${server.port}`, session));
     client = ws;
     await ws.next("session");
-    return { fake, ws, logs };
+    return { fake, ws, logs, server, session };
   };
 }
 
