@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: "forks",
+    // Memory tests force a collection before they read the heap.
+    execArgv: ["--expose-gc"],
     setupFiles: ["test/setup.ts"],
   },
 });

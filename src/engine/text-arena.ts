@@ -67,7 +67,11 @@ export class TextArena {
   /** Releases whole chunks that end at or before `offset`. */
   dropBefore(offset: number): void {
     const ends = this.chunkEnds;
-    while (this.first < ends.length && (ends[this.first] as number) <= offset) this.first++;
+    while (this.first < ends.length && (ends[this.first] as number) <= offset) {
+      // The slot stays (compaction is lazy) but must not keep its text alive: that text can be MBs.
+      this.chunks[this.first] = "";
+      this.first++;
+    }
     if (this.first > 64 && this.first * 2 > ends.length) {
       this.origin = ends[this.first - 1] as number;
       this.chunks = this.chunks.slice(this.first);
