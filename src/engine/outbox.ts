@@ -71,7 +71,16 @@ interface Queued {
   /** Set for logged events, which may merge; ephemeral frames carry none. */
   event: LoggedEvent | null;
   bytes: number;
+  /**
+   * A merged token's text: flat chunks, each MERGE_JOIN deltas joined, then the newest deltas.
+   * `a + b` per token would keep a rope node (about 32 bytes) for every 5-character token, several
+   * times what the cap counts; rejoining the whole text now and then would copy it over and over.
+   */
+  pieces: { chunks: string[]; tail: string[] } | null;
 }
+
+/** Deltas of merged text joined into one flat chunk at a time. */
+const MERGE_JOIN = 256;
 
 /** The queue of a client that keeps up: no array of its own. Frozen: a push is a bug. */
 const EMPTY = frozenEmpty<Queued>();
@@ -183,7 +192,7 @@ export class Outbox {
       const batch: string[] = [];
       while (this.queue.length > 0 && budget > 0) {
         const item = this.queue.shift() as Queued;
-        const frame = item.frame ?? JSON.stringify(item.event);
+        const frame = item.frame ?? serialize(item);
         this.queuedBytes -= item.bytes;
         budget -= frame.length;
         this.sent += frame.length;
@@ -211,7 +220,7 @@ export class Outbox {
     if (event?.type === "token" && this.mergeToken(event)) return;
     if (event?.type === "progress") this.dropOlderProgress(event);
     if (this.queue === EMPTY) this.queue = [];
-    this.queue.push({ frame, event, bytes: frame.length });
+    this.queue.push({ frame, event, bytes: frame.length, pieces: null });
     this.queuedBytes += frame.length;
   }
 
@@ -219,8 +228,8 @@ export class Outbox {
     const tail = this.queue[this.queue.length - 1];
     if (!tail || tail.event?.type !== "token" || tail.event.turn !== event.turn) return false;
     const prev = tail.event;
-    const merged: TokenEvent = { type: "token", seq: event.seq, turn: event.turn, text: prev.text + event.text, from: prev.from ?? prev.seq };
-    tail.event = merged;
+    appendPieces(tail, [event.text]);
+    tail.event = { type: "token", seq: event.seq, turn: event.turn, text: "", from: prev.from ?? prev.seq };
     tail.frame = null;
     tail.bytes += event.text.length;
     this.queuedBytes += event.text.length;
@@ -239,8 +248,8 @@ export class Outbox {
     const before = this.queue[index - 1];
     const after = this.queue[index];
     if (before?.event?.type === "token" && after?.event?.type === "token" && before.event.turn === after.event.turn) {
-      const merged: TokenEvent = { type: "token", seq: after.event.seq, turn: after.event.turn, text: before.event.text + after.event.text, from: before.event.from ?? before.event.seq };
-      before.event = merged;
+      appendPieces(before, after.pieces ? [...after.pieces.chunks, ...after.pieces.tail] : [after.event.text]);
+      before.event = { type: "token", seq: after.event.seq, turn: after.event.turn, text: "", from: before.event.from ?? before.event.seq };
       before.frame = null;
       before.bytes += after.bytes;
       this.queue.splice(index, 1);
@@ -252,4 +261,23 @@ export class Outbox {
     this.close();
     this.sink.close(CloseCode.SlowConsumer, "slow_consumer");
   }
+}
+
+/** Adds text to a queued token's pieces (starting them from its own text), joining the newest into a chunk now and then. */
+function appendPieces(item: Queued, more: readonly string[]): void {
+  const pieces = (item.pieces ??= { chunks: [], tail: [(item.event as TokenEvent).text] });
+  for (const piece of more) {
+    pieces.tail.push(piece);
+    if (pieces.tail.length >= MERGE_JOIN) {
+      pieces.chunks.push(pieces.tail.join(""));
+      pieces.tail = [];
+    }
+  }
+}
+
+/** The frame of a queued item whose event a merge changed. */
+function serialize(item: Queued): string {
+  const event = item.event as LoggedEvent;
+  if (item.pieces && event.type === "token") return JSON.stringify({ ...event, text: item.pieces.chunks.join("") + item.pieces.tail.join("") });
+  return JSON.stringify(event);
 }

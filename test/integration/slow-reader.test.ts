@@ -36,6 +36,18 @@ async function turnOver(server: TestServer, sessionId: string): Promise<Attachme
   return stalled;
 }
 
+/** Resolves once the stall watch has closed the stalled link (the turn may end before or after it does). */
+function closedByWatch(server: TestServer, sessionId: string): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      if (server.engine.lagWatch.size === 0 && (server.engine.get(sessionId)?.attachments.length ?? 0) === 1) {
+        clearInterval(poll);
+        resolve();
+      }
+    }, 20);
+  });
+}
+
 describe("a reader that stalls below the hard cap", () => {
   it("WebSocket: closed with 4000 by the stall timeout, the close frame read after the backlog, then an exact resume", async () => {
     const server = await startTestServer(SETTINGS);
@@ -46,15 +58,7 @@ describe("a reader that stalls below the hard cap", () => {
     socket.pause();
     client.send({ type: "input", text: INPUT });
     const stalled = await turnOver(server, s.sessionId);
-    // Closed by the watch (a closed outbox leaves it), not by the cap.
-    await new Promise<void>((resolve) => {
-      const poll = setInterval(() => {
-        if (server.engine.lagWatch.size === 0 && (server.engine.get(s.sessionId)?.attachments.length ?? 0) === 1) {
-          clearInterval(poll);
-          resolve();
-        }
-      }, 20);
-    });
+    await closedByWatch(server, s.sessionId);
     expect(stalled.peakBytes).toBeLessThan(SETTINGS.AGENTWIRE_OUTBOX_HARD_BYTES);
     socket.resume();
     expect(await client.waitClosed()).toBe(4000);
@@ -76,6 +80,7 @@ describe("a reader that stalls below the hard cap", () => {
     raw.socket.pause();
     await fetch(`${server.base}/v1/sessions/${s.sessionId}/messages?token=${s.token}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "input", text: INPUT }) });
     const stalled = await turnOver(server, s.sessionId);
+    await closedByWatch(server, s.sessionId);
     expect(stalled.peakBytes).toBeLessThan(SETTINGS.AGENTWIRE_OUTBOX_HARD_BYTES);
     raw.socket.resume();
     await raw.waitUntil(() => raw.finished, "the end of the response", 20_000);

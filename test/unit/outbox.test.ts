@@ -93,4 +93,28 @@ describe("Outbox", () => {
     expect(sink.frames.length).toBe(10);
     expect(sink.messages.map((m) => (m as { callId: string }).callId)).toEqual(Array.from({ length: 10 }, (_, i) => `c${i}`));
   });
+
+  it("merges thousands of deltas exactly, across the joins of its text pieces and around dropped progress", () => {
+    seq = 0;
+    const sink = new FakeSink();
+    const box = new Outbox(sink, { softBytes: 100, hardBytes: 10_000_000 });
+    sink.buffered = 500;
+    let expected = "";
+    for (let i = 0; i < 1000; i++) {
+      const text = `${i},`;
+      expected += text;
+      push(box, { type: "token", turn: "t1", text });
+      if (i % 150 === 7) push(box, { type: "progress", turn: "t1", stage: `p${i}` });
+    }
+    sink.buffered = 0;
+    box.flush();
+    const tokens = sink.messages.filter((m) => m.type === "token") as { text: string; seq: number; from?: number }[];
+    expect(tokens.map((t) => t.text).join("")).toBe(expected);
+    // Only the newest progress is left, so the tokens around the dropped ones merged into two frames.
+    expect(sink.messages.map((m) => m.type)).toEqual(["token", "progress", "token"]);
+    expect(tokens[0]?.from).toBe(1);
+    expect((tokens[1]?.from ?? 0) - 1).toBe(sink.messages.find((m) => m.type === "progress")?.seq);
+    expect(tokens[1]?.seq).toBe(seq);
+  });
 });
+
