@@ -1,14 +1,16 @@
 // `npm run bench`: runs every section (or those picked with --only), prints their tables and the targets.
 import { cpuPerToken } from "./cpu-per-token.js";
+import { demoPlan } from "./demo-plan.js";
 import { idleMemory } from "./idle-memory.js";
 import type { BenchContext, BenchSection, Target } from "./section.js";
 import { redisHop } from "./redis-hop.js";
 import { sseStreams } from "./sse-streams.js";
+import { stalledLinks } from "./stalled-links.js";
 import { renderTable, verdict } from "./table.js";
 import { upstreamLatency } from "./upstream-latency.js";
 
 /** Sections in run order; a new measurement adds itself here. */
-const SECTIONS: readonly BenchSection[] = [cpuPerToken, idleMemory, sseStreams, upstreamLatency, redisHop];
+const SECTIONS: readonly BenchSection[] = [cpuPerToken, idleMemory, sseStreams, upstreamLatency, redisHop, demoPlan, stalledLinks];
 
 const USAGE = `usage: node dist/bench/run.js [--only=${SECTIONS.map((s) => s.id).join(",")}] [--quick] [--profile]
   --only=a,b   run only these sections
