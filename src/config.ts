@@ -22,6 +22,8 @@ export const ConfigSchema = z
     AGENTWIRE_DEMO_REPLY_WORDS: int(40, 0, 1_000_000),
     AGENTWIRE_MAX_PAYLOAD_BYTES: int(64 * 1024, 256, 16 * 1024 * 1024),
     AGENTWIRE_MAX_CONNECTIONS: int(100_000, 1),
+    /** Descriptors kept free below the open-files limit; past it new requests get 503. 0: no guard. */
+    AGENTWIRE_FD_HEADROOM: int(256, 0, 1_000_000),
     AGENTWIRE_MAX_SESSIONS: int(100_000, 1),
     AGENTWIRE_MAX_CONCURRENT_TURNS: int(1000, 1),
     AGENTWIRE_CONNECT_RATE_PER_IP: z.coerce.number().positive().default(20),

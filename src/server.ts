@@ -12,6 +12,7 @@ import { type Agent, Engine, KeyedRateLimiter, type Logger, type ToolRegistry } 
 import { ClientAddress, trustedProxies } from "./transports/client-address.js";
 import { corsPolicy } from "./transports/cors.js";
 import { registerHttpRoutes, registerNotFound } from "./transports/http-routes.js";
+import { registerUpgradeRequired, strictApp } from "./transports/http-strict.js";
 import { registerSseRoutes } from "./transports/sse-http.js";
 import { type ConnectionStats, registerWebSocketRoute } from "./transports/uws-websocket.js";
 import { NATIVE_UWS_WARNING, isNativeUws, type us_listen_socket, uws } from "./transports/uws.js";
@@ -111,7 +112,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     memory: { maxRssBytes: config.AGENTWIRE_MAX_MEMORY_BYTES || defaultMemoryBudget() },
   });
 
-  const app = uws.App();
+  const app = strictApp(uws.App(), { fdHeadroom: config.AGENTWIRE_FD_HEADROOM, logger });
   const stats: ConnectionStats = { websockets: 0, sseStreams: 0 };
   const connectLimiter = new KeyedRateLimiter(config.AGENTWIRE_CONNECT_RATE_PER_IP, config.AGENTWIRE_CONNECT_BURST_PER_IP);
   const proxies = config.AGENTWIRE_TRUSTED_PROXIES;
@@ -167,6 +168,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     stats,
   );
 
+  registerUpgradeRequired(app);
   registerNotFound(app);
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
