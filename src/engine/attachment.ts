@@ -9,7 +9,7 @@ import {
   PROTOCOL_VERSION,
 } from "../../protocol/index.js";
 import type { LogEntry } from "./event-log.js";
-import { type LagWatch, Outbox, type OutboxLimits } from "./outbox.js";
+import { Outbox, type OutboxLimits } from "./outbox.js";
 import { ByteBudget } from "./rate.js";
 import type { Session, SubmitError, SubmitOutcome } from "./session.js";
 import type { Sink } from "./sink.js";
@@ -21,8 +21,6 @@ export interface AttachmentOptions {
   outbox: OutboxLimits;
   /** Announced in the welcome. */
   heartbeatMs: number;
-  /** Where a lagging outbox is watched for stalls; null: only the hard cap closes it. */
-  lagWatch: LagWatch | null;
   /** Bytes of log a connection may have replayed in a burst, refilled at a tenth of it per second. */
   replayBytes: number;
 }
@@ -40,7 +38,7 @@ export class Attachment {
     private readonly sink: Sink,
     private readonly options: AttachmentOptions,
   ) {
-    this.outbox = new Outbox(sink, options.outbox, options.lagWatch);
+    this.outbox = new Outbox(sink, options.outbox);
   }
 
   /** Sends the welcome, replays after `afterSeq` (when given), and joins the live stream. */

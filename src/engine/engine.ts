@@ -85,7 +85,7 @@ export class Engine {
     };
     this.lagWatch = new LagWatch(limits.slowReaderTimeoutMs, this.ctx.now);
     // Two full logs at once, then a tenth of one per second: resumes on an open link are rare.
-    this.attachmentOptions = { outbox: this.ctx.outboxLimits, heartbeatMs: this.ctx.heartbeatMs, lagWatch: this.lagWatch, replayBytes: 2 * limits.logMaxBytes };
+    this.attachmentOptions = { outbox: { ...this.ctx.outboxLimits, watch: this.lagWatch }, heartbeatMs: this.ctx.heartbeatMs, replayBytes: 2 * limits.logMaxBytes };
     this.broker = options.broker ?? null;
     this.nodeId = this.broker?.nodeId ?? options.nodeId ?? `n_${this.ids.next(8)}`;
     this.cluster = this.broker

@@ -9,6 +9,8 @@ export interface OutboxLimits {
   softBytes: number;
   /** Queue + socket buffer above this closes the link with `SlowConsumer` (reconnect and resume). */
   hardBytes: number;
+  /** Where a lagging outbox is watched for stalls (shared, like the limits); absent: only the hard cap closes it. */
+  watch?: LagWatch;
 }
 
 /**
@@ -93,47 +95,45 @@ export class Outbox {
   merged = 0;
   /** Highest queued + socket-buffered bytes seen while lagging: what this client cost us at worst. */
   peakBytes = 0;
-  /** While watched as lagging: when the socket last took something (or lagging began). 0: not watched. */
-  private progressAt = 0;
-  /** Characters handed to the sink so far; minus what it still buffers, that is what the client took. */
-  private sent = 0;
-  private takenAtCheck = 0;
+  /**
+   * Set while watched as lagging: when the socket last took something (or lagging began) and what it
+   * buffered at the last look. An object made only then, so a link that keeps up carries one field.
+   */
+  private lag: { since: number; buffered: number } | null = null;
 
   constructor(
     private readonly sink: Sink,
     private readonly limits: OutboxLimits,
-    private readonly watch: LagWatch | null = null,
   ) {}
 
   /** How long this outbox has lagged without its socket taking anything (ms); 0 when it keeps up. */
   stalledFor(now: number): number {
-    if (this.progressAt === 0) return 0;
+    const lag = this.lag;
+    if (!lag) return 0;
     const buffered = this.sink.bufferedAmount();
     if (this.queue.length === 0 && buffered < this.limits.softBytes) {
       this.unwatch();
       return 0;
     }
-    // A slow reader that reads is not stalled: it took bytes since the last look.
-    const taken = this.sent - buffered;
-    if (taken > this.takenAtCheck) {
-      this.takenAtCheck = taken;
-      this.progressAt = now;
-    }
-    return now - this.progressAt;
+    // A slow reader that reads is not stalled: its buffer shrank since the last look (a flush that
+    // refilled it counts as progress too, see `flush`).
+    if (buffered < lag.buffered) lag.since = now;
+    lag.buffered = buffered;
+    return now - lag.since;
   }
 
   /** Starts watching this outbox as lagging (the replay also calls it when the socket stops taking). */
   watchLag(): void {
-    if (this.progressAt !== 0 || !this.watch || this.closed) return;
-    this.progressAt = this.watch.now();
-    this.takenAtCheck = this.sent - this.sink.bufferedAmount();
-    this.watch.add(this);
+    const watch = this.limits.watch;
+    if (this.lag || !watch || this.closed) return;
+    this.lag = { since: watch.now(), buffered: this.sink.bufferedAmount() };
+    watch.add(this);
   }
 
   private unwatch(): void {
-    if (this.progressAt === 0) return;
-    this.progressAt = 0;
-    this.watch?.remove(this);
+    if (!this.lag) return;
+    this.lag = null;
+    this.limits.watch?.remove(this);
   }
 
   get isClosed(): boolean {
@@ -156,7 +156,6 @@ export class Outbox {
   /** Writes frames that need no merging (a replay batch) straight through, in one go. */
   writeBatch(frames: readonly string[]): void {
     if (this.closed) return;
-    for (const frame of frames) this.sent += frame.length;
     if (!this.sink.writeMany(frames)) this.closed = true;
   }
 
@@ -169,7 +168,6 @@ export class Outbox {
   push(frame: string, entry: { readonly event: LoggedEvent } | null): void {
     if (this.closed) return;
     if (this.queue.length === 0 && this.sink.bufferedAmount() < this.limits.softBytes) {
-      this.sent += frame.length;
       if (!this.sink.write(frame)) this.closed = true;
       return;
     }
@@ -195,9 +193,10 @@ export class Outbox {
         const frame = item.frame ?? serialize(item);
         this.queuedBytes -= item.bytes;
         budget -= frame.length;
-        this.sent += frame.length;
         batch.push(frame);
       }
+      // The socket took enough to fall below the soft limit: the reader is reading.
+      if (this.lag && this.limits.watch) this.lag.since = this.limits.watch.now();
       if (!this.sink.writeMany(batch)) this.closed = true;
     }
   }
