@@ -10,7 +10,7 @@ export interface EngineLimits {
   logMaxAgeMs: number;
   /** Characters of events a session log keeps (see EventLogLimits.maxBytes). @default 1048576 */
   logMaxBytes: number;
-  /** Buffered bytes above which a client counts as lagging. @default 65536 */
+  /** Buffered bytes above which a client counts as lagging. @default 16384 */
   outboxSoftBytes: number;
   /** Queued + buffered bytes above which a lagging client is closed with 4000. @default 1048576 */
   outboxHardBytes: number;
@@ -53,7 +53,7 @@ export interface EngineLimits {
 export const defaultLimits: EngineLimits = {
   logMaxEvents: 10_000,
   logMaxAgeMs: 600_000,
-  outboxSoftBytes: 64 * 1024,
+  outboxSoftBytes: 16 * 1024,
   outboxHardBytes: 1024 * 1024,
   maxInputChars: 32 * 1024,
   maxSteps: 8,
