@@ -227,8 +227,13 @@ export class Outbox {
     const tail = this.queue[this.queue.length - 1];
     if (!tail || tail.event?.type !== "token" || tail.event.turn !== event.turn) return false;
     const prev = tail.event;
-    appendPieces(tail, [event.text]);
-    tail.event = { type: "token", seq: event.seq, turn: event.turn, text: "", from: prev.from ?? prev.seq };
+    // The first merge makes the item's own event; later ones only move its seq (no object per token).
+    if (tail.pieces) prev.seq = event.seq;
+    else {
+      tail.pieces = { chunks: [], tail: [prev.text] };
+      tail.event = { type: "token", seq: event.seq, turn: event.turn, text: "", from: prev.from ?? prev.seq };
+    }
+    appendPiece(tail, event.text);
     tail.frame = null;
     tail.bytes += event.text.length;
     this.queuedBytes += event.text.length;
@@ -247,8 +252,10 @@ export class Outbox {
     const before = this.queue[index - 1];
     const after = this.queue[index];
     if (before?.event?.type === "token" && after?.event?.type === "token" && before.event.turn === after.event.turn) {
-      appendPieces(before, after.pieces ? [...after.pieces.chunks, ...after.pieces.tail] : [after.event.text]);
-      before.event = { type: "token", seq: after.event.seq, turn: after.event.turn, text: "", from: before.event.from ?? before.event.seq };
+      const from = before.event.from ?? before.event.seq;
+      const seq = after.event.seq;
+      for (const piece of after.pieces ? [...after.pieces.chunks, ...after.pieces.tail] : [after.event.text]) appendPiece(before, piece);
+      before.event = { type: "token", seq, turn: after.event.turn, text: "", from };
       before.frame = null;
       before.bytes += after.bytes;
       this.queue.splice(index, 1);
@@ -263,14 +270,12 @@ export class Outbox {
 }
 
 /** Adds text to a queued token's pieces (starting them from its own text), joining the newest into a chunk now and then. */
-function appendPieces(item: Queued, more: readonly string[]): void {
+function appendPiece(item: Queued, piece: string): void {
   const pieces = (item.pieces ??= { chunks: [], tail: [(item.event as TokenEvent).text] });
-  for (const piece of more) {
-    pieces.tail.push(piece);
-    if (pieces.tail.length >= MERGE_JOIN) {
-      pieces.chunks.push(pieces.tail.join(""));
-      pieces.tail = [];
-    }
+  pieces.tail.push(piece);
+  if (pieces.tail.length >= MERGE_JOIN) {
+    pieces.chunks.push(pieces.tail.join(""));
+    pieces.tail = [];
   }
 }
 
