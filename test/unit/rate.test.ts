@@ -147,7 +147,7 @@ describe("KeyedRateLimiter", () => {
     }
     expect(limiter.size).toBe(100_000);
     expect(limiter.take("attacker")).toBe(1000);
-    // The least recently used went first: the newest sprayed key still holds its used token, the oldest is gone.
+    // The oldest went first: the newest sprayed key still holds its used token, the oldest is gone.
     expect(limiter.retryAfterMs("spoofed-119999")).toBe(1000);
     expect(limiter.retryAfterMs("spoofed-0")).toBe(0);
     expect(limiter.retryAfterMs("spoofed-20000")).toBe(0);
