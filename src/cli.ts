@@ -2,7 +2,7 @@
 // The `agentwire` command: `serve` runs the server from environment configuration.
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { chat } from "./chat.js";
-import { startServer } from "./server.js";
+import { ListenError, startServer } from "./server.js";
 
 const HELP = `agentwire - session server for bidirectional AI agents
 
@@ -22,7 +22,7 @@ Common settings (all are listed in the README):
 SIGTERM or SIGINT: stop taking new turns, let running ones finish (AGENTWIRE_SHUTDOWN_GRACE_MS),
 then tell clients to reconnect elsewhere and exit. A second signal stops waiting.
 
-Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.
+Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or usage, 3 the port is taken.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -50,7 +50,16 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const server = await startServer({ config });
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer({ config });
+  } catch (err) {
+    if (err instanceof ListenError) {
+      process.stderr.write(`agentwire: ${err.message}\n`);
+      return 3;
+    }
+    throw err;
+  }
   // Machine-readable line for supervisors and tests that start us with PORT=0.
   process.stdout.write(`${JSON.stringify({ listening: server.port, nativeUws: server.nativeUws })}\n`);
   await new Promise<void>((resolve) => {

@@ -171,12 +171,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   registerUpgradeRequired(app);
   registerNotFound(app);
 
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(config.HOST, config.PORT, (socket) => {
-      if (socket) resolve(socket);
-      else reject(new Error(`cannot listen on ${config.HOST}:${config.PORT}`));
-    });
-  });
+  let listenSocket: us_listen_socket;
+  try {
+    listenSocket = await listenExclusive(app, config.HOST, config.PORT);
+  } catch (err) {
+    engine.close();
+    await broker?.close();
+    throw err;
+  }
   const port = uws.us_socket_local_port(listenSocket);
   logger.info({ port, host: config.HOST, agent: agent.name, nativeUws, node: engine.nodeId, broker: broker ? "redis" : "none" }, "agentwire listening");
 
@@ -197,6 +199,34 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   };
 }
+
+/** The port is taken (or the address is not this machine's): the process must not start. */
+export class ListenError extends Error {
+  constructor(
+    readonly host: string,
+    readonly port: number,
+  ) {
+    super(`cannot listen on ${host}:${port}: the port is in use, or the address is not one of this machine's`);
+    this.name = "ListenError";
+  }
+}
+
+/**
+ * Listens with the port to itself. uSockets otherwise sets SO_REUSEPORT, and a second server on a busy
+ * port would start and silently split the connections (and the sessions) with the first.
+ */
+function listenExclusive(app: ReturnType<typeof uws.App>, host: string, port: number): Promise<us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    const listen = app.listen as unknown as (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => void;
+    listen.call(app, host, port, LISTEN_EXCLUSIVE_PORT, (socket) => {
+      if (socket) resolve(socket);
+      else reject(new ListenError(host, port));
+    });
+  });
+}
+
+/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT (the typings offer it only without a host). */
+const LISTEN_EXCLUSIVE_PORT = 1;
 
 /** 80 % of what this process may use: its cgroup's memory limit when it has one, else the machine's RAM. */
 export function defaultMemoryBudget(): number {

@@ -52,4 +52,29 @@ describe("agentwire CLI", () => {
     expect(client.messages.at(-1)).toMatchObject({ type: "drain", reason: "server_draining" });
     expect((await done).code).toBe(0);
   });
+
+  it("exits 3 when its port is taken, and the first server keeps every request", async () => {
+    const first = run(["serve"], { PORT: "0", HOST: "127.0.0.1" });
+    const port = await new Promise<number>((resolve, reject) => {
+      let buf = "";
+      first.child.stdout?.on("data", (c) => {
+        buf += c;
+        const line = buf.split("\n").find((l) => l.startsWith('{"listening"'));
+        if (line) resolve(JSON.parse(line).listening);
+      });
+      first.child.on("exit", () => reject(new Error("exited early")));
+    });
+    const second = await run(["serve"], { PORT: String(port), HOST: "127.0.0.1" }).done;
+    expect(second.code).toBe(3);
+    expect(second.stderr).toContain(`127.0.0.1:${port}`);
+    // Every create is answered by the one server, so every snapshot right after it is found.
+    for (let i = 0; i < 20; i++) {
+      const created = (await (await fetch(`http://127.0.0.1:${port}/v1/sessions`, { method: "POST" })).json()) as { sessionId: string; token: string };
+      const snapshot = await fetch(`http://127.0.0.1:${port}/v1/sessions/${created.sessionId}`, { headers: { authorization: `Bearer ${created.token}` } });
+      expect(snapshot.status).toBe(200);
+    }
+    first.child.kill("SIGTERM");
+    expect((await first.done).code).toBe(0);
+  });
 });
+
