@@ -1,27 +1,22 @@
 // SSE + HTTP fallback transport on the same engine: event stream, message POSTs, turn polling, CORS.
 import { ErrorCode } from "../../protocol/index.js";
-import type { Engine, KeyedRateLimiter, Logger } from "../engine/index.js";
+import type { Engine, Logger } from "../engine/index.js";
+import { type AdmissionOptions, type ConnectionStats, admitLink, ssePosition } from "./admission.js";
 import { type CorsPolicy, corsPolicy } from "./cors.js";
 import { authorizeRequest, pollTurn, postMessage } from "./http-messages.js";
-import { type RequestInfo, extractToken, guard, queryParam, readRequest, safely, sendError } from "./http-util.js";
+import { extractToken, guard, readRequest, safely, sendError } from "./http-util.js";
 import { SseSink } from "./sse-sink.js";
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./uws.js";
-import type { ConnectionStats } from "./uws-websocket.js";
-import type { ClientAddress } from "./client-address.js";
 
-export interface SseRouteOptions {
+export interface SseRouteOptions extends AdmissionOptions {
   /** Comment heartbeat interval from the moment a stream opens (ms). @default 15000 */
   heartbeatMs: number;
   /** `retry:` hint sent to EventSource clients (ms). @default 2000 */
   retryMs: number;
   /** Largest POST body accepted. */
   maxPayloadBytes: number;
-  maxConnections: number;
   /** Origins allowed by CORS; "*" allows any; empty sends no CORS headers. */
   corsOrigins: string[];
-  connectLimiter: KeyedRateLimiter;
-  /** Who a request counts as for the per-IP limit (the peer, or the client a trusted proxy names). */
-  clientAddress: ClientAddress;
   logger: Logger;
 }
 
@@ -63,28 +58,6 @@ function answerPreflight(res: HttpResponse, req: HttpRequest, cors: CorsPolicy, 
   });
 }
 
-type Position = { ok: true; afterSeq: number | undefined } | { ok: false; field: string };
-
-/**
- * Where a stream starts: `Last-Event-ID` (what EventSource sends when it reconnects by itself) wins over
- * `?lastEventId=`, which wins over `?afterSeq=` (the first connect's position, still in the URL on reconnects).
- */
-function streamPosition(info: RequestInfo): Position {
-  const candidates: [string, string | undefined][] = [
-    ["Last-Event-ID", info.headers["last-event-id"]],
-    ["lastEventId", queryParam(info.query, "lastEventId")],
-    ["afterSeq", queryParam(info.query, "afterSeq")],
-  ];
-  for (const [field, raw] of candidates) {
-    const value = raw?.trim();
-    if (!value) continue;
-    const seq = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(seq)) return { ok: false, field };
-    return { ok: true, afterSeq: seq };
-  }
-  return { ok: true, afterSeq: undefined };
-}
-
 async function openStream(res: HttpResponse, req: HttpRequest, engine: Engine, options: SseRouteOptions, stats: ConnectionStats, cors: CorsPolicy): Promise<void> {
   const info = readRequest(res, req);
   const sessionId = req.getParameter(0) ?? "";
@@ -92,20 +65,16 @@ async function openStream(res: HttpResponse, req: HttpRequest, engine: Engine, o
   // The sink exists only once the stream is accepted; an abort before that just marks the state.
   let sink: SseSink | null = null;
   const state = guard(res, () => sink?.aborted());
-  const waitMs = options.connectLimiter.take(options.clientAddress.of(info.ip, info.headers["x-forwarded-for"]));
-  if (waitMs > 0) {
-    sendError(res, state, 429, { code: ErrorCode.RateLimited, message: "too many connection attempts", retryable: true, retryAfterMs: waitMs }, headers);
-    return;
-  }
-  if (stats.websockets + stats.sseStreams >= options.maxConnections) {
-    sendError(res, state, 503, { code: ErrorCode.Overloaded, message: "connection limit reached", retryable: true, retryAfterMs: 1000 }, headers);
+  const refused = admitLink(info, stats, options);
+  if (refused) {
+    sendError(res, state, refused.status, refused.error, headers);
     return;
   }
   const session = await authorizeRequest(engine, sessionId, extractToken(info), res, state, headers);
   if (!session) return;
-  const position = streamPosition(info);
+  const position = ssePosition(info);
   if (!position.ok) {
-    sendError(res, state, 400, { code: ErrorCode.InvalidMessage, message: `${position.field} must be a non-negative integer seq`, field: position.field, retryable: false }, headers);
+    sendError(res, state, position.refusal.status, position.refusal.error, headers);
     return;
   }
   if (session.isEnded) {

@@ -1,30 +1,23 @@
 // The WebSocket route: upgrade with auth and limits, then frames -> engine and engine -> frames.
 import { CloseCode, ErrorCode, parseClientFrame } from "../../protocol/index.js";
-import { type Attachment, type AuthResult, type Engine, type KeyedRateLimiter, type Logger, type Sink, frozenEmpty } from "../engine/index.js";
-import { authFailure, extractToken, queryParam, readRequest, sendError } from "./http-util.js";
+import { type Attachment, type AuthResult, type Engine, type Logger, type Sink, frozenEmpty } from "../engine/index.js";
+import { type AdmissionOptions, type ConnectionStats, admitLink, websocketPosition } from "./admission.js";
+import { authFailure, extractToken, readRequest, sendError } from "./http-util.js";
 import type { TemplatedApp, WebSocket } from "./uws.js";
-import type { ClientAddress } from "./client-address.js";
 
-export interface WebSocketRouteOptions {
+export type { ConnectionStats } from "./admission.js";
+
+export interface WebSocketRouteOptions extends AdmissionOptions {
   /** Largest frame answered with a typed error; bigger frames up to 4x this close the link with 1009. */
   maxPayloadBytes: number;
   /** Seconds without traffic before uWS closes the link; pings go out automatically before that. */
   idleTimeoutS: number;
-  maxConnections: number;
-  connectLimiter: KeyedRateLimiter;
-  /** Who a request counts as for the per-IP limit (the peer, or the client a trusted proxy names). */
-  clientAddress: ClientAddress;
   logger: Logger;
 }
 
 /** Per-connection state lives under one key: uWS merges user data onto the socket object itself. */
 interface UserData {
   conn: Connection;
-}
-
-export interface ConnectionStats {
-  websockets: number;
-  sseStreams: number;
 }
 
 const SUBPROTOCOL = "agentwire.v1";
@@ -90,13 +83,9 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       const key = req.getHeader("sec-websocket-key");
       const extensions = req.getHeader("sec-websocket-extensions");
       const state = { aborted: false };
-      const waitMs = options.connectLimiter.take(options.clientAddress.of(info.ip, info.headers["x-forwarded-for"]));
-      if (waitMs > 0) {
-        sendError(res, state, 429, { code: ErrorCode.RateLimited, message: "too many connection attempts", retryable: true, retryAfterMs: waitMs });
-        return;
-      }
-      if (stats.websockets >= options.maxConnections) {
-        sendError(res, state, 503, { code: ErrorCode.Overloaded, message: "connection limit reached", retryable: true, retryAfterMs: 1000 });
+      const refused = admitLink(info, stats, options);
+      if (refused) {
+        sendError(res, state, refused.status, refused.error);
         return;
       }
       const token = extractToken(info);
@@ -104,15 +93,12 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
         sendError(res, state, 401, { code: ErrorCode.Unauthorized, message: "a session token is required" });
         return;
       }
-      const rawAfter = queryParam(info.query, "afterSeq");
-      let afterSeq: number | undefined;
-      if (rawAfter !== undefined) {
-        afterSeq = Number(rawAfter);
-        if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) {
-          sendError(res, state, 400, { code: ErrorCode.InvalidMessage, message: "afterSeq must be a non-negative integer", field: "afterSeq" });
-          return;
-        }
+      const position = websocketPosition(info);
+      if (!position.ok) {
+        sendError(res, state, position.refusal.status, position.refusal.error);
+        return;
       }
+      const afterSeq = position.afterSeq;
       const offered = (info.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim()).filter(Boolean);
       const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : (offered.find((p) => !p.startsWith("bearer.")) ?? "");
       // Sessions held here (on a node alone, every session) are checked before the upgrade and
