@@ -2,7 +2,6 @@
 import { readFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import type { Broker } from "./broker/broker.js";
-import { RedisBroker } from "./broker/broker-redis.js";
 import type { Config } from "./config.js";
 import { AnthropicAgent } from "./agents/anthropic.js";
 import { DemoAgent } from "./agents/demo.js";
@@ -76,7 +75,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (config.AGENTWIRE_REQUIRE_NATIVE_UWS) throw new Error(NATIVE_UWS_WARNING);
   }
   const agent = options.agent ?? createAgent(config, logger);
-  const broker = createBroker(config, logger);
+  const broker = await createBroker(config, logger);
   const engine = new Engine({
     broker: broker ?? undefined,
     nodeId: config.AGENTWIRE_NODE_ID,
@@ -240,10 +239,14 @@ export function defaultMemoryBudget(): number {
   return Math.floor(limit * 0.8);
 }
 
-/** Redis when REDIS_URL or a cluster node list is set; else none: the node stands alone. */
-export function createBroker(config: Config, logger: Logger): Broker | null {
+/**
+ * Redis when REDIS_URL or a cluster node list is set; else none: the node stands alone. The Redis
+ * broker (and ioredis with it) is loaded only then: a standalone node does not pay for it.
+ */
+export async function createBroker(config: Config, logger: Logger): Promise<Broker | null> {
   const nodeId = config.AGENTWIRE_NODE_ID;
   if (config.REDIS_URL || config.AGENTWIRE_REDIS_CLUSTER_NODES) {
+    const { RedisBroker } = await import("./broker/broker-redis.js");
     return new RedisBroker({
       url: config.REDIS_URL,
       clusterNodes: config.AGENTWIRE_REDIS_CLUSTER_NODES?.split(","),
