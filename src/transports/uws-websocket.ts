@@ -2,7 +2,7 @@
 import { CloseCode, ErrorCode, parseClientFrame } from "../../protocol/index.js";
 import { type Attachment, type AuthResult, type Engine, type Logger, type Sink, frozenEmpty } from "../engine/index.js";
 import { type AdmissionOptions, type ConnectionStats, admitLink, websocketPosition } from "./admission.js";
-import { authFailure, extractToken, readRequest, sendError } from "./http-util.js";
+import { extractToken, readRequest, sendError } from "./http-util.js";
 import type { TemplatedApp, WebSocket } from "./uws.js";
 
 export type { ConnectionStats } from "./admission.js";
@@ -88,11 +88,8 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
         sendError(res, state, refused.status, refused.error);
         return;
       }
-      const token = extractToken(info);
-      if (!token) {
-        sendError(res, state, 401, { code: ErrorCode.Unauthorized, message: "a session token is required" });
-        return;
-      }
+      // A missing token is checked like a wrong one, after the upgrade: see below.
+      const token = extractToken(info) ?? "";
       const position = websocketPosition(info);
       if (!position.ok) {
         sendError(res, state, position.refusal.status, position.refusal.error);
@@ -101,23 +98,13 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       const afterSeq = position.afterSeq;
       const offered = (info.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim()).filter(Boolean);
       const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : (offered.find((p) => !p.startsWith("bearer.")) ?? "");
-      // Sessions held here (on a node alone, every session) are checked before the upgrade and
-      // refused with an HTTP status.
-      if (engine.get(sessionId) || !engine.broker) {
-        const auth = engine.authorize(sessionId, token);
-        if (!auth.ok) {
-          const { status, error } = authFailure(auth.code);
-          sendError(res, state, status, error);
-          return;
-        }
-        const conn = new Connection(sessionId, afterSeq, null);
-        res.cork(() => res.upgrade<UserData>({ conn }, key, protocol, extensions, context));
-        return;
-      }
-      // Others need the broker, and the upgrade must not wait for it: uWS's cork() can close a
-      // socket upgraded in a later tick (it misreads the reallocated socket; uWebSockets.js #1108),
-      // and an uncorked upgrade logs a warning each time. So accept now, check once open.
-      const conn = new Connection(sessionId, afterSeq, token);
+      // A session held here that the token opens is welcomed at once. Any other link is accepted and
+      // checked once open, where a refusal is a close code (4401, 4404, 4004): a browser cannot read
+      // an HTTP answer to an upgrade, and would take "no such session" for a network error. Sessions
+      // of other nodes need the broker, and the upgrade must not wait for it: uWS's cork() can close
+      // a socket upgraded in a later tick (it misreads the reallocated socket; uWebSockets.js #1108).
+      const preauthorized = token !== "" && engine.authorize(sessionId, token).ok;
+      const conn = new Connection(sessionId, afterSeq, preauthorized ? null : token);
       res.cork(() => res.upgrade<UserData>({ conn }, key, protocol, extensions, context));
     },
 

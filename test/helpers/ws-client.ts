@@ -5,6 +5,7 @@ import type { ServerMessage } from "../../protocol/index.js";
 export class TestClient {
   readonly messages: ServerMessage[] = [];
   closeCode: number | null = null;
+  closeReason = "";
   private waiters: { check: () => boolean; resolve: () => void }[] = [];
 
   private constructor(readonly ws: WebSocket) {
@@ -12,8 +13,9 @@ export class TestClient {
       this.messages.push(JSON.parse(String(data)) as ServerMessage);
       this.wake();
     });
-    ws.on("close", (code) => {
+    ws.on("close", (code, reason) => {
       this.closeCode = code;
+      this.closeReason = String(reason);
       this.wake();
     });
   }

@@ -1,6 +1,6 @@
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode } from "../../protocol/index.js";
+import { CloseCode, ErrorCode, shouldReconnect } from "../../protocol/index.js";
 import { type TestServer, startTestServer } from "../helpers/server.js";
 import { TestClient } from "../helpers/ws-client.js";
 
@@ -77,13 +77,24 @@ describe("WebSocket upgrade: tokens and positions", () => {
     });
   }
 
-  it("refuses a missing token (401), a wrong one (403), an unknown session (404) and a bad afterSeq (400)", async () => {
+  /** Opens the link and returns the close code the server ends it with, before any welcome. */
+  async function closedWith(url: string): Promise<{ code: number; reason: string; frames: number }> {
+    const client = await TestClient.connect(url);
+    const code = await client.waitClosed();
+    return { code, reason: client.closeReason, frames: client.messages.length };
+  }
+
+  it("a missing or wrong token (4401) and an unknown or deleted session (4404) are close codes a browser can read; a bad afterSeq is a 400", async () => {
     const s = await server.createSession();
     const base = `${server.wsBase}/v1/sessions/${s.sessionId}/ws`;
-    expect(await refused(base)).toEqual({ status: 401, body: { error: expect.objectContaining({ code: "unauthorized" }) } });
-    expect(await refused(`${base}?token=wrong`)).toEqual({ status: 403, body: { error: expect.objectContaining({ code: "forbidden" }) } });
-    expect(await refused(`${server.wsBase}/v1/sessions/s_missing/ws?token=${s.token}`)).toEqual({ status: 404, body: { error: expect.objectContaining({ code: "session_not_found" }) } });
+    expect(await closedWith(base)).toEqual({ code: CloseCode.Unauthorized, reason: "forbidden", frames: 0 });
+    expect(await closedWith(`${base}?token=wrong`)).toEqual({ code: CloseCode.Unauthorized, reason: "forbidden", frames: 0 });
+    expect(await closedWith(`${server.wsBase}/v1/sessions/s_missing/ws?token=${s.token}`)).toEqual({ code: CloseCode.SessionNotFound, reason: "session_not_found", frames: 0 });
+    expect(shouldReconnect(CloseCode.Unauthorized) || shouldReconnect(CloseCode.SessionNotFound)).toBe(false);
     expect(await refused(`${base}?token=${s.token}&afterSeq=-3`)).toEqual({ status: 400, body: { error: expect.objectContaining({ code: "invalid_message", field: "afterSeq" }) } });
+    const gone = await server.createSession();
+    await fetch(`${server.base}/v1/sessions/${gone.sessionId}`, { method: "DELETE", headers: { authorization: `Bearer ${gone.token}` } });
+    expect((await closedWith(TestClient.sessionUrl(server.wsBase, gone))).code).toBe(CloseCode.SessionNotFound);
   });
 
   it("accepts the token from the Authorization header and from a bearer subprotocol", async () => {
