@@ -117,10 +117,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const proxies = config.AGENTWIRE_TRUSTED_PROXIES;
   const clientAddress = new ClientAddress(proxies.length > 0 ? trustedProxies(proxies) : null);
   const corsOrigins = config.AGENTWIRE_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean);
+  const isReady = () => !engine.draining && (broker?.isReady() ?? true);
   registerHttpRoutes(app, engine, {
     cors: corsPolicy(corsOrigins),
     logger,
-    isReady: () => !engine.draining && (broker?.isReady() ?? true),
+    isReady,
     metrics: () =>
       [
         "# TYPE agentwire_sessions gauge",

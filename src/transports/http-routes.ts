@@ -31,11 +31,14 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
       res.writeStatus("200 OK").writeHeader("content-type", "text/html; charset=utf-8").writeHeader("cache-control", "no-cache").end(DEMO_PAGE);
     });
   });
-  app.get("/healthz", (res) => sendJson(res, { aborted: false }, 200, { ok: true }));
-  app.get("/readyz", (res) => {
-    const ready = options.isReady();
-    sendJson(res, { aborted: false }, ready ? 200 : 503, { ready });
-  });
+  // Probes answer HEAD as they answer GET (the strict app drops the body of every HEAD answer).
+  for (const register of [app.get.bind(app), app.head.bind(app)]) {
+    register("/healthz", (res) => sendJson(res, { aborted: false }, 200, { ok: true }));
+    register("/readyz", (res) => {
+      const ready = options.isReady();
+      sendJson(res, { aborted: false }, ready ? 200 : 503, { ready });
+    });
+  }
   app.get("/metrics", (res) => {
     res.cork(() => {
       res.writeStatus("200 OK").writeHeader("content-type", "text/plain; version=0.0.4").end(options.metrics());

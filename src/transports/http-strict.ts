@@ -1,5 +1,5 @@
 // Strict edges for every route of the uWS app: message framing, header limits, the fd guard, WebSocket handshakes.
-import type { WebSocketBehavior } from "uWebSockets.js";
+import type { RecognizedString, WebSocketBehavior } from "uWebSockets.js";
 import { ErrorCode } from "../../protocol/index.js";
 import type { Logger } from "../engine/index.js";
 import { processFdGuard, type FdGuard } from "./fd-guard.js";
@@ -122,6 +122,17 @@ function refuse(res: HttpResponse, refusal: Refusal): void {
   });
 }
 
+/**
+ * HEAD gets the answer GET would get, without its body (RFC 9110 9.3.2): uWS would send the body of
+ * whatever route answers, and a keep-alive client would read it as the start of the next answer.
+ */
+function withoutBody(res: HttpResponse): void {
+  const target = res as unknown as { end(body?: RecognizedString): HttpResponse };
+  // No arguments: with a length or a close flag, this uWS build leaves the response open and aborts
+  // the process once the handler returns. (No route asks a HEAD answer to close the link.)
+  target.end = () => res.endWithoutBody();
+}
+
 const OVERLOADED: Refusal = {
   status: 503,
   error: { code: ErrorCode.Overloaded, message: "the server is near its open-files limit", retryable: true, retryAfterMs: 1000 },
@@ -164,7 +175,11 @@ export function strictApp(app: TemplatedApp, options: StrictOptions): TemplatedA
     const register = routes[method].bind(app);
     routes[method] = (pattern, handler) => {
       const guarded = !unguarded.has(pattern);
-      return register(pattern, (res, req) => (admit(res, req, guarded) ? handler(res, req) : undefined));
+      return register(pattern, (res, req) => {
+        if (!admit(res, req, guarded)) return undefined;
+        if (req.getMethod() === "head") withoutBody(res);
+        return handler(res, req);
+      });
     };
   }
 

@@ -102,6 +102,15 @@ describe("HTTP framing and header limits", () => {
     await stillServing();
   });
 
+  it("answers HEAD without a body, so the request pipelined behind it is read as its own", async () => {
+    const link = await sendAndClose(server.port, "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nHEAD /v1/sessions/x HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    // A HEAD answer may name the length GET would have; its body is never sent. So: three heads, one body.
+    const text = link.data.toString("latin1");
+    expect(text.match(/^HTTP\/1\.1 [^\r]*/gm)).toEqual(["HTTP/1.1 200 OK", "HTTP/1.1 405 Method Not Allowed", "HTTP/1.1 200 OK"]);
+    const bodies = text.split(/\r\n\r\n/).slice(1).filter((part) => !part.startsWith("HTTP/1.1 ") && part !== "");
+    expect(bodies).toEqual(['{"ok":true}']);
+  });
+
   it("refuses Content-Length with Transfer-Encoding: uWS cuts the link when both have values, 400 for the rest", async () => {
     const both = await sendAndClose(server.port, "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
     expect(both.data.length).toBe(0);
