@@ -11,6 +11,7 @@ import { type Agent, Engine, KeyedRateLimiter, type Logger, type ToolRegistry } 
 import { ClientAddress, trustedProxies } from "./transports/client-address.js";
 import { corsPolicy } from "./transports/cors.js";
 import { registerHttpRoutes, registerNotFound } from "./transports/http-routes.js";
+import { metricsText } from "./transports/metrics.js";
 import { registerUpgradeRequired, strictApp } from "./transports/http-strict.js";
 import { registerSseRoutes } from "./transports/sse-http.js";
 import { type ConnectionStats, registerWebSocketRoute } from "./transports/uws-websocket.js";
@@ -122,22 +123,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     cors: corsPolicy(corsOrigins),
     logger,
     isReady,
-    metrics: () =>
-      [
-        "# TYPE agentwire_sessions gauge",
-        `agentwire_sessions ${engine.sessionCount}`,
-        "# TYPE agentwire_running_turns gauge",
-        `agentwire_running_turns ${engine.runningTurns}`,
-        "# TYPE agentwire_websockets gauge",
-        `agentwire_websockets ${stats.websockets}`,
-        "# TYPE agentwire_sse_streams gauge",
-        `agentwire_sse_streams ${stats.sseStreams}`,
-        "# TYPE agentwire_broker_ready gauge",
-        `agentwire_broker_ready ${(broker?.isReady() ?? true) ? 1 : 0}`,
-        "# TYPE agentwire_native_uws gauge",
-        `agentwire_native_uws ${nativeUws ? 1 : 0}`,
-        "",
-      ].join("\n"),
+    metrics: () => metricsText({ engine, stats, broker, nativeUws }),
   });
   registerWebSocketRoute(
     app,

@@ -36,6 +36,8 @@ describe("admission of stream links", () => {
     });
     const ws = await TestClient.connect(TestClient.sessionUrl(server.wsBase, s));
     await ws.next("session");
+    const metrics = await (await fetch(`${server.base}/metrics`)).text();
+    expect(metrics.match(/^agentwire_(websockets|sse_streams|lagging_links) \d+$/gm)).toEqual(["agentwire_websockets 1", "agentwire_sse_streams 0", "agentwire_lagging_links 0"]);
     const refused = await fetch(`${server.base}/v1/sessions/${s.sessionId}/events?token=${s.token}`);
     expect(refused.status).toBe(503);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(ErrorCode.Overloaded);

@@ -142,6 +142,7 @@ describe("session byte budget and turn bounds", () => {
     reading.heapUsed = 900;
     expect(await engine.createSession()).toBeNull();
     reading.heapUsed = 10;
+    expect(engine.memory.refused).toBe(3);
     expect(await engine.createSession()).not.toBeNull();
     attachment.receive(input("again", "m2"));
     expect((await sink.until(ended)).at(-1)).toMatchObject({ type: "turn_end", status: "completed" });
