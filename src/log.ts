@@ -1,6 +1,6 @@
 // pino logger with credentials redacted: session tokens, API keys, Authorization headers, ?token= in URLs.
 import { pino } from "pino";
-import type { Logger } from "./engine/logger.js";
+import type { Logger } from "./logger.js";
 
 export const REDACT_PATHS = [
   "token",

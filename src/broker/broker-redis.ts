@@ -2,7 +2,7 @@
 // One connection for commands and publishing, one for subscribing (a subscribed link can do nothing else).
 import { randomBytes } from "node:crypto";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
-import type { Logger } from "../engine/logger.js";
+import type { Logger } from "../logger.js";
 import {
   type AppendResult,
   type Broker,

@@ -11,7 +11,7 @@ import {
 import type { LogEntry } from "./event-log.js";
 import { Outbox, type OutboxLimits } from "./outbox.js";
 import { ByteBudget } from "./rate.js";
-import type { Session, SubmitError, SubmitOutcome } from "./session.js";
+import type { AttachedSession, SubmitError, SubmitOutcome } from "./session-types.js";
 import type { Sink } from "./sink.js";
 
 /** Log entries written per replay batch; replay reads the log in place, so it costs no copy per client. */
@@ -34,7 +34,7 @@ export class Attachment {
   private replayBudget: ByteBudget | null = null;
 
   constructor(
-    readonly session: Session,
+    readonly session: AttachedSession<Attachment>,
     private readonly sink: Sink,
     private readonly options: AttachmentOptions,
   ) {

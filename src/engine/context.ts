@@ -1,6 +1,6 @@
 // What every session shares from its engine: the agent, tools, limits, clock and turn accounting.
 import type { Agent } from "./agent.js";
-import type { Logger } from "./logger.js";
+import type { Logger } from "../logger.js";
 import type { ToolRegistry } from "./tools.js";
 
 export interface EngineLimits {

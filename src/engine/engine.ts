@@ -8,7 +8,7 @@ import { LagWatch } from "./outbox.js";
 import { Cluster, type ClusterOptions, defaultClusterOptions } from "./cluster.js";
 import { RandomIds } from "./ids.js";
 import { type EngineContext, type EngineLimits, defaultLimits } from "./context.js";
-import { type Logger, silentLogger } from "./logger.js";
+import { type Logger, silentLogger } from "../logger.js";
 import { MemoryGuard, type MemoryGuardOptions } from "./memory-guard.js";
 import { Session, type SessionSnapshot, type SubmitOutcome } from "./session.js";
 import type { TurnRecord } from "./turn.js";

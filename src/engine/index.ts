@@ -5,7 +5,7 @@ export * from "./context.js";
 export * from "./empty.js";
 export * from "./engine.js";
 export * from "./event-log.js";
-export * from "./logger.js";
+export * from "../logger.js";
 export * from "./memory-guard.js";
 export * from "./outbox.js";
 export * from "./rate.js";

@@ -2,7 +2,7 @@
 // outages) and its state after each turn. It is the session's OwnerHooks.
 import type { Broker, LogLimits, StoredEvent } from "../broker/broker.js";
 import type { LogEntry } from "./event-log.js";
-import type { Logger } from "./logger.js";
+import type { Logger } from "../logger.js";
 import type { OwnerHooks, Session } from "./session.js";
 
 export interface PersisterOptions {

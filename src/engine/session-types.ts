@@ -1,7 +1,7 @@
 // What a session answers and keeps: outcomes of client messages, persisted state, cluster hooks.
 import type { ClientMessage, ErrorCode, ServerMessage, ToolDeclaration } from "../../protocol/index.js";
 import type { HistoryMessage } from "./agent.js";
-import type { LogEntry } from "./event-log.js";
+import type { EventLog, LogEntry } from "./event-log.js";
 import type { TurnRecord } from "./turn.js";
 
 /** Why a client message was refused. `status` is the HTTP status the HTTP transport answers with. */
@@ -53,3 +53,21 @@ export const refuse = (code: ErrorCode, message: string, status: number, extra: 
   ok: false,
   error: { code, message, retryable: false, status, ...extra },
 });
+
+/**
+ * What an attached client needs of its session; `A` is the attachment type. An interface here, so
+ * attachment.ts and session.ts do not import each other.
+ */
+export interface AttachedSession<A> {
+  readonly id: string;
+  readonly log: EventLog;
+  readonly activeTurnId: string | null;
+  /** The session's clock. */
+  readonly now: () => number;
+  addAttachment(attachment: A): void;
+  removeAttachment(attachment: A): void;
+  touch(): void;
+  /** Counts one client message against the session's rate: 0 when allowed, else the ms to wait. */
+  takeMessage(): number;
+  submit(message: ClientMessage, onTurn?: (turnId: string) => void): SubmitOutcome | Promise<SubmitOutcome>;
+}

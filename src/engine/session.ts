@@ -16,7 +16,7 @@ import { frozenEmpty } from "./empty.js";
 import { EventLog, type LogEntry } from "./event-log.js";
 import { TokenBucket } from "./rate.js";
 import { trimHistory } from "./history.js";
-import { type OwnerHooks, type OwnerLink, type SessionSnapshot, type SessionState, type SubmitOutcome, refuse } from "./session-types.js";
+import { type AttachedSession, type OwnerHooks, type OwnerLink, type SessionSnapshot, type SessionState, type SubmitOutcome, refuse } from "./session-types.js";
 import { Turn, type TurnRecord } from "./turn.js";
 
 export type { OwnerHooks, OwnerLink, SessionSnapshot, SessionState, SubmitError, SubmitOutcome } from "./session-types.js";
@@ -25,7 +25,7 @@ export type { OwnerHooks, OwnerLink, SessionSnapshot, SessionState, SubmitError,
 const NO_ATTACHMENTS: readonly Attachment[] = frozenEmpty<Attachment>();
 const NO_TOOLS = frozenEmpty<ToolDeclaration>();
 
-export class Session {
+export class Session implements AttachedSession<Attachment> {
   readonly log: EventLog;
   /** Replaced, never mutated: delivery can iterate it while an attachment leaves. */
   attachments: readonly Attachment[] = NO_ATTACHMENTS;

@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisBroker } from "../../src/broker/broker-redis.js";
-import { silentLogger } from "../../src/engine/logger.js";
+import { silentLogger } from "../../src/logger.js";
 import { brokerContract } from "../helpers/broker-contract.js";
 import { type RedisProc, requireRedisOrSkip, startRedis } from "../helpers/redis.js";
 import { type RedisClusterProc, startRedisCluster } from "../helpers/redis-cluster.js";

@@ -1,7 +1,7 @@
 // Starts a real agentwire server on port 0 for a test, with overrides and an optional custom agent.
 import { type Config, configFrom } from "../../src/config.js";
 import type { Agent, ToolRegistry } from "../../src/engine/index.js";
-import { silentLogger } from "../../src/engine/logger.js";
+import { silentLogger } from "../../src/logger.js";
 import { type RunningServer, startServer } from "../../src/server.js";
 
 export interface TestServer extends RunningServer {

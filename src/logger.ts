@@ -1,4 +1,4 @@
-// The logging surface the engine needs; pino's Logger satisfies it, tests can pass a silent one.
+// The logging surface every layer shares (a leaf: it imports nothing); pino's Logger satisfies it, tests pass a silent one.
 
 export interface Logger {
   debug(obj: object, msg?: string): void;
