@@ -1,14 +1,10 @@
 // The SSE twin of the WebSocket token load: one event stream per session, each turn started by a POST, tokens counted from the data lines' bytes.
 import { Agent, request } from "node:http";
 import { type RawSse, connectRawSse } from "./raw-sse-client.js";
-import { type LoadJob, type LoadResult, type WindowEdge, countFrame, measureWindow, newCounters } from "./token-load.js";
+import { type LoadResult, type SseLoadJob, type WindowEdge, countFrame, measureWindow, newCounters } from "./token-load.js";
 
-export interface SseLoadJob extends Omit<LoadJob, "links" | "startMessage"> {
-  transport: "sse";
-  sessions: { sessionId: string; token: string }[];
-  /** Client message POSTed to start a turn: at the start and after every turn_end. */
-  inputBody: string;
-}
+export type { SseLoadJob } from "./token-load.js";
+
 
 /** POSTs client messages over keep-alive connections; a refusal is reported, never thrown. */
 class MessagePoster {

@@ -3,7 +3,6 @@ import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { cpuMs, machineCpu } from "./proc.js";
 import { type RawWs, connectRawWs } from "./raw-ws-client.js";
-import type { SseLoadJob } from "./sse-load.js";
 
 export interface LoadJob {
   host: string;
@@ -16,6 +15,14 @@ export interface LoadJob {
   startMessage: string;
   warmupMs: number;
   measureMs: number;
+}
+
+/** The same load over SSE: streams read, turns started by POSTed messages (see sse-load.ts). */
+export interface SseLoadJob extends Omit<LoadJob, "links" | "startMessage"> {
+  transport: "sse";
+  sessions: { sessionId: string; token: string }[];
+  /** Client message POSTed to start a turn: at the start and after every turn_end. */
+  inputBody: string;
 }
 
 export interface LoadResult {

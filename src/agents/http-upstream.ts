@@ -2,27 +2,10 @@
 import { ErrorCode } from "../../protocol/index.js";
 import { AgentError, type StepSink } from "../engine/agent.js";
 import { parseRetryAfter, readErrorInfo, redactSecrets, statusError } from "./upstream-errors.js";
-import { Attempt, CancelledTurn } from "./upstream-attempt.js";
+import { Attempt, CancelledTurn, type UpstreamRequest, type UpstreamTimeouts } from "./upstream-attempt.js";
 import type { SseEvent } from "./upstream-sse.js";
 
-export interface UpstreamTimeouts {
-  /**
-   * From sending the request until the status line and headers arrive (connect, TLS, and the
-   * upstream accepting the request).
-   * @default 15000
-   */
-  connectMs: number;
-  /**
-   * From the headers until the first body byte (time to first token, long prompts included).
-   * @default 60000
-   */
-  firstByteMs: number;
-  /**
-   * Longest gap between two body chunks once the stream has started.
-   * @default 30000
-   */
-  idleMs: number;
-}
+export type { UpstreamRequest, UpstreamTimeouts } from "./upstream-attempt.js";
 
 export interface RetryPolicy {
   /**
@@ -70,12 +53,6 @@ export interface HttpUpstreamOptions {
 export const DEFAULT_TIMEOUTS: Readonly<UpstreamTimeouts> = Object.freeze({ connectMs: 15_000, firstByteMs: 60_000, idleMs: 30_000 });
 export const DEFAULT_RETRY: Readonly<RetryPolicy> = Object.freeze({ maxAttempts: 3, baseDelayMs: 500, maxDelayMs: 8_000 });
 
-/** One request to send; `body` is the JSON text. */
-export interface UpstreamRequest {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-}
 
 /** Reads one attempt's events into the sink; returns the step's result. */
 export type StreamConsumer<T> = (events: AsyncIterable<SseEvent>, sink: StepSink) => Promise<T>;

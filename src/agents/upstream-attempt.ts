@@ -1,8 +1,34 @@
 // One HTTP attempt to an upstream: its abort controller, the phase timers, and reading the body as SSE.
 import { ErrorCode } from "../../protocol/index.js";
 import { AgentError } from "../engine/agent.js";
-import type { UpstreamRequest, UpstreamTimeouts } from "./http-upstream.js";
 import { type SseEvent, SseEventTooLarge, SseParser } from "./upstream-sse.js";
+
+/** The phase timers of one attempt (ms). */
+export interface UpstreamTimeouts {
+  /**
+   * From sending the request until the status line and headers arrive (connect, TLS, and the
+   * upstream accepting the request).
+   * @default 15000
+   */
+  connectMs: number;
+  /**
+   * From the headers until the first body byte (time to first token, long prompts included).
+   * @default 60000
+   */
+  firstByteMs: number;
+  /**
+   * Longest gap between two body chunks once the stream has started.
+   * @default 30000
+   */
+  idleMs: number;
+}
+
+/** One request to send; `body` is the JSON text. */
+export interface UpstreamRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
 
 /** Marks an abort caused by the turn's own signal, so it is rethrown untouched. */
 export class CancelledTurn {
