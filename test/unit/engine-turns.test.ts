@@ -3,6 +3,7 @@ import { CloseCode, ErrorCode, type ServerMessage } from "../../protocol/index.j
 import { planDemo } from "../../src/agents/demo.js";
 import { type Agent, AgentError, Engine, type Session } from "../../src/engine/index.js";
 import { GateAgent, RecordingDemoAgent } from "../helpers/agents.js";
+import { engineSession } from "../helpers/engine-session.js";
 import { FakeSink } from "../helpers/fake-sink.js";
 
 const engines: Engine[] = [];
@@ -10,16 +11,7 @@ afterEach(() => {
   for (const e of engines.splice(0)) e.close();
 });
 
-async function setup(agent: Agent = new RecordingDemoAgent({ tokensPerSecond: 0, replyWords: 6 }), limits = {}) {
-  const engine = new Engine({ agent, limits });
-  engines.push(engine);
-  const created = await engine.createSession();
-  if (!created) throw new Error("no session");
-  const session = engine.get(created.sessionId) as Session;
-  const sink = new FakeSink();
-  const attachment = engine.attach(session, sink, undefined);
-  return { engine, session, sink, attachment };
-}
+const setup = (agent: Agent = new RecordingDemoAgent({ tokensPerSecond: 0, replyWords: 6 }), limits = {}) => engineSession({ agent, limits });
 
 const ended = (ms: ServerMessage[], n = 1) => ms.filter((m) => m.type === "turn_end").length >= n;
 const types = (ms: ServerMessage[]) => ms.map((m) => (m.type === "tool" ? `tool:${m.phase}` : m.type));

@@ -1,12 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrorCode, type ServerMessage } from "../../protocol/index.js";
-import { type Agent, Engine, MAX_DELTA_CHARS, MemoryGuard, type Session, type StepRequest, type StepResult, type StepSink } from "../../src/engine/index.js";
-import { FakeSink } from "../helpers/fake-sink.js";
-
-const engines: Engine[] = [];
-afterEach(() => {
-  for (const e of engines.splice(0)) e.close();
-});
+import { type Agent, MAX_DELTA_CHARS, type MemoryGuard, type StepRequest, type StepResult, type StepSink } from "../../src/engine/index.js";
+import { engineSession } from "../helpers/engine-session.js";
 
 /** Streams what it is given in one step, then waits for abort when `hang` is set; records the abort. */
 class ScriptAgent implements Agent {
@@ -22,16 +17,7 @@ class ScriptAgent implements Agent {
   }
 }
 
-async function setup(agent: Agent, limits = {}, memory?: ConstructorParameters<typeof MemoryGuard>[0]) {
-  const engine = new Engine({ agent, limits, memory });
-  engines.push(engine);
-  const created = await engine.createSession();
-  if (!created) throw new Error("no session");
-  const session = engine.get(created.sessionId) as Session;
-  const sink = new FakeSink();
-  const attachment = engine.attach(session, sink, undefined);
-  return { engine, session, sink, attachment };
-}
+const setup = (agent: Agent, limits = {}, memory?: ConstructorParameters<typeof MemoryGuard>[0]) => engineSession({ agent, limits, memory });
 
 const input = (text: string, id = "m1") => ({ type: "input" as const, id, text, final: true, interrupt: false });
 const ended = (ms: ServerMessage[]) => ms.some((m) => m.type === "turn_end");
