@@ -1,5 +1,5 @@
 // uWS HTTP helpers: abort-safe body reading, corked JSON replies, header and query access.
-import type { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "../../protocol/index.js";
 import type { HttpRequest, HttpResponse } from "./uws.js";
 
 export interface RequestInfo {
@@ -94,7 +94,7 @@ export function sendJson(res: HttpResponse, state: { aborted: boolean }, status:
     text = status === 204 ? undefined : JSON.stringify(body);
   } catch {
     status = 500;
-    text = JSON.stringify({ error: { code: "internal_error", message: "the answer could not be serialized", retryable: false } });
+    text = JSON.stringify({ error: { code: ErrorCode.Internal, message: "the answer could not be serialized", retryable: false } });
   }
   res.cork(() => {
     res.writeStatus(statusLine(status));
@@ -113,7 +113,7 @@ export function safely(res: HttpResponse, logger: { error(obj: object, msg: stri
   handler().catch((err: unknown) => {
     logger.error({ err }, "http handler failed");
     try {
-      sendError(res, { aborted: false }, 500, { code: "internal_error", message: "the server failed to answer this request", retryable: true, retryAfterMs: 1000 });
+      sendError(res, { aborted: false }, 500, { code: ErrorCode.Internal, message: "the server failed to answer this request", retryable: true, retryAfterMs: 1000 });
     } catch {
       // Already answered or aborted: nothing left to tell the client.
     }

@@ -45,7 +45,7 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
     } catch (err) {
       // A bug must cost this link, not the process and every other session on it.
       logger.error({ err, sessionId: attachment.session.id, type: parsed.message.type }, "client message failed");
-      attachment.close(CloseCode.InternalError, "internal_error");
+      attachment.close(CloseCode.InternalError, ErrorCode.Internal);
     }
   };
 
