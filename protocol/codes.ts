@@ -90,3 +90,43 @@ export function shouldReconnect(code: number): boolean {
   if (code >= 4400 && code <= 4499) return false;
   return true;
 }
+
+/** How each error code is answered: its HTTP status, whether retrying can help, and the close code where it ends a WebSocket. */
+export interface ErrorInfo {
+  /** The HTTP status an HTTP route answers with. Turn errors (upstream, tools) are events, not answers: theirs is the gateway status a poller would see. */
+  status: number;
+  /** Whether the same request may succeed later; `upstream_error` carries its own on each event. */
+  retryable: boolean;
+  /** The close code when this error ends a WebSocket link. */
+  close?: CloseCode;
+}
+
+/** The one table the transports map error codes through. The engine returns codes only. */
+export const ERRORS: Readonly<Record<ErrorCode, ErrorInfo>> = {
+  invalid_json: { status: 400, retryable: false },
+  invalid_message: { status: 400, retryable: false },
+  unknown_type: { status: 400, retryable: false },
+  binary_not_supported: { status: 400, retryable: false },
+  payload_too_large: { status: 413, retryable: false, close: CloseCode.MessageTooBig },
+  input_too_large: { status: 413, retryable: false },
+  unauthorized: { status: 401, retryable: false, close: CloseCode.Unauthorized },
+  forbidden: { status: 403, retryable: false, close: CloseCode.Unauthorized },
+  session_not_found: { status: 404, retryable: false, close: CloseCode.SessionNotFound },
+  turn_not_found: { status: 404, retryable: false },
+  turn_active: { status: 409, retryable: true },
+  tool_call_not_found: { status: 404, retryable: false },
+  rate_limited: { status: 429, retryable: true },
+  overloaded: { status: 503, retryable: true },
+  upstream_error: { status: 502, retryable: false },
+  upstream_overloaded: { status: 503, retryable: true },
+  upstream_timeout: { status: 504, retryable: true },
+  tool_timeout: { status: 504, retryable: false },
+  tool_failed: { status: 502, retryable: false },
+  owner_lost: { status: 503, retryable: true },
+  owner_unavailable: { status: 503, retryable: true, close: CloseCode.OwnerUnavailable },
+  server_draining: { status: 503, retryable: true, close: CloseCode.ServerDraining },
+  method_not_allowed: { status: 405, retryable: false },
+  unsupported_media_type: { status: 415, retryable: false },
+  not_found: { status: 404, retryable: false },
+  internal_error: { status: 500, retryable: true, close: CloseCode.InternalError },
+};

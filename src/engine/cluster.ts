@@ -374,5 +374,5 @@ export class Cluster {
 }
 
 function unavailable(err: Error): SubmitOutcome {
-  return { ok: false, error: { code: ErrorCode.OwnerUnavailable, message: `the session's owner did not answer: ${err.message}`, retryable: true, retryAfterMs: 1000, status: 503 } };
+  return { ok: false, error: { code: ErrorCode.OwnerUnavailable, message: `the session's owner did not answer: ${err.message}`, retryable: true, retryAfterMs: 1000 } };
 }

@@ -4,14 +4,13 @@ import type { HistoryMessage } from "./agent.js";
 import type { EventLog, LogEntry } from "./event-log.js";
 import type { TurnRecord } from "./turn.js";
 
-/** Why a client message was refused. `status` is the HTTP status the HTTP transport answers with. */
+/** Why a client message was refused: a code, which transports map through `ERRORS` (HTTP status, close code). */
 export interface SubmitError {
   code: ErrorCode;
   message: string;
   retryable: boolean;
   retryAfterMs?: number;
   field?: string;
-  status: number;
 }
 
 export type SubmitOutcome = { ok: true; turn?: string; reply?: ServerMessage } | { ok: false; error: SubmitError };
@@ -49,9 +48,9 @@ export interface SessionSnapshot {
   turns: TurnRecord[];
 }
 
-export const refuse = (code: ErrorCode, message: string, status: number, extra: Partial<SubmitError> = {}): SubmitOutcome => ({
+export const refuse = (code: ErrorCode, message: string, extra: Partial<SubmitError> = {}): SubmitOutcome => ({
   ok: false,
-  error: { code, message, retryable: false, status, ...extra },
+  error: { code, message, retryable: false, ...extra },
 });
 
 /**

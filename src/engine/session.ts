@@ -185,12 +185,12 @@ export class Session implements AttachedSession<Attachment> {
    * turn's id just before its first event, so an acknowledgement can precede `turn_start`.
    */
   submit(message: ClientMessage, onTurn?: (turnId: string) => void): SubmitOutcome | Promise<SubmitOutcome> {
-    if (this.ended) return refuse(ErrorCode.SessionNotFound, "the session has ended", 404);
+    if (this.ended) return refuse(ErrorCode.SessionNotFound, "the session has ended");
     this.lastActivity = this.ctx.now();
     if (this.role === "replica" && this.ownerLink) return this.ownerLink.submit(message);
     const waitMs = this.takeMessage();
     if (waitMs > 0) {
-      return refuse(ErrorCode.RateLimited, "too many messages for this session", 429, { retryable: true, retryAfterMs: waitMs });
+      return refuse(ErrorCode.RateLimited, "too many messages for this session", { retryable: true, retryAfterMs: waitMs });
     }
     switch (message.type) {
       case "input":
@@ -200,7 +200,7 @@ export class Session implements AttachedSession<Attachment> {
         return { ok: true };
       case "tool_result":
         if (!this.activeTurn?.resolveClientTool(message.callId, message.output, message.isError)) {
-          return refuse(ErrorCode.ToolCallNotFound, `no tool call "${message.callId}" is waiting for a result`, 404, { field: "callId" });
+          return refuse(ErrorCode.ToolCallNotFound, `no tool call "${message.callId}" is waiting for a result`, { field: "callId" });
         }
         return { ok: true };
       case "configure":
@@ -208,7 +208,7 @@ export class Session implements AttachedSession<Attachment> {
       case "ping":
         return { ok: true, reply: { type: "pong", id: message.id, time: Date.now() } };
       case "resume":
-        return refuse(ErrorCode.InvalidMessage, "resume is only meaningful on a stream connection", 400, { field: "type" });
+        return refuse(ErrorCode.InvalidMessage, "resume is only meaningful on a stream connection", { field: "type" });
     }
   }
 
@@ -218,29 +218,29 @@ export class Session implements AttachedSession<Attachment> {
     // would lose; the client sends it again, to the next owner.
     const draining = this.ctx.draining();
     if (draining) {
-      return refuse(ErrorCode.ServerDraining, "the server is shutting down: send this again shortly", 503, { retryable: true, retryAfterMs: draining.retryAfterMs });
+      return refuse(ErrorCode.ServerDraining, "the server is shutting down: send this again shortly", { retryable: true, retryAfterMs: draining.retryAfterMs });
     }
     if (message.interrupt && this.activeTurn) this.activeTurn.cancel("interrupted");
     const text = this.pending + message.text;
     if (text.length > limits.maxInputChars) {
-      return refuse(ErrorCode.InputTooLarge, `input exceeds ${limits.maxInputChars} characters`, 413, { field: "text" });
+      return refuse(ErrorCode.InputTooLarge, `input exceeds ${limits.maxInputChars} characters`, { field: "text" });
     }
     if (!message.final) {
       this.pending = text;
       return { ok: true };
     }
     if (this.activeTurn) {
-      return refuse(ErrorCode.TurnActive, `turn ${this.activeTurn.id} is running: cancel it, or send input with interrupt: true`, 409, {
+      return refuse(ErrorCode.TurnActive, `turn ${this.activeTurn.id} is running: cancel it, or send input with interrupt: true`, {
         retryable: true,
         field: "interrupt",
       });
     }
-    if (text.trim().length === 0) return refuse(ErrorCode.InvalidMessage, "input text is empty", 400, { field: "text" });
+    if (text.trim().length === 0) return refuse(ErrorCode.InvalidMessage, "input text is empty", { field: "text" });
     if (this.ctx.memory.overloaded) {
-      return refuse(ErrorCode.Overloaded, "the server is at its memory budget: retry shortly", 503, { retryable: true, retryAfterMs: OVERLOADED_RETRY_MS });
+      return refuse(ErrorCode.Overloaded, "the server is at its memory budget: retry shortly", { retryable: true, retryAfterMs: OVERLOADED_RETRY_MS });
     }
     if (this.ctx.runningTurns() >= limits.maxConcurrentTurns) {
-      return refuse(ErrorCode.RateLimited, "the server is running its maximum number of turns", 429, { retryable: true, retryAfterMs: 1000 });
+      return refuse(ErrorCode.RateLimited, "the server is running its maximum number of turns", { retryable: true, retryAfterMs: 1000 });
     }
     this.pending = "";
     return { ok: true, turn: this.startTurn(text, onTurn) };
@@ -250,16 +250,16 @@ export class Session implements AttachedSession<Attachment> {
     const { limits } = this.ctx;
     // Checked before anything changes: a refused configure leaves the session as it was.
     if (message.system !== undefined && message.system.length > limits.maxSystemChars) {
-      return refuse(ErrorCode.InputTooLarge, `the system prompt exceeds ${limits.maxSystemChars} characters`, 413, { field: "system" });
+      return refuse(ErrorCode.InputTooLarge, `the system prompt exceeds ${limits.maxSystemChars} characters`, { field: "system" });
     }
     if (message.tools !== undefined && jsonChars(message.tools) > limits.maxToolsChars) {
-      return refuse(ErrorCode.InputTooLarge, `tool declarations exceed ${limits.maxToolsChars} characters as JSON`, 413, { field: "tools" });
+      return refuse(ErrorCode.InputTooLarge, `tool declarations exceed ${limits.maxToolsChars} characters as JSON`, { field: "tools" });
     }
     if (message.tools !== undefined) {
       const names = new Set<string>();
       for (const [i, tool] of message.tools.entries()) {
         if (names.has(tool.name) || this.ctx.tools.get(tool.name)) {
-          return refuse(ErrorCode.InvalidMessage, `tool name "${tool.name}" is already taken`, 400, { field: `tools.${i}.name` });
+          return refuse(ErrorCode.InvalidMessage, `tool name "${tool.name}" is already taken`, { field: `tools.${i}.name` });
         }
         names.add(tool.name);
       }

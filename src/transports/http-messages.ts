@@ -1,5 +1,5 @@
 // The stream-less half of the HTTP fallback: client messages as POSTs, and turns polled by id.
-import { ErrorCode, parseClientFrame } from "../../protocol/index.js";
+import { ERRORS, ErrorCode, parseClientFrame } from "../../protocol/index.js";
 import type { Engine, Session, TurnRecord } from "../engine/index.js";
 import type { CorsPolicy } from "./cors.js";
 import { authFailure, extractToken, guard, readBody, readRequest, sendError, sendJson } from "./http-util.js";
@@ -74,8 +74,7 @@ export async function postMessage(res: HttpResponse, req: HttpRequest, engine: E
   // A session owned by another node answers through it, asynchronously.
   const outcome = await engine.submit(session, parsed.message);
   if (!outcome.ok) {
-    const { status, ...error } = outcome.error;
-    sendError(res, state, status, error, headers);
+    sendError(res, state, ERRORS[outcome.error.code].status, outcome.error, headers);
     return;
   }
   if (outcome.reply) {

@@ -1,5 +1,5 @@
 // uWS HTTP helpers: abort-safe body reading, corked JSON replies, header and query access.
-import { ErrorCode } from "../../protocol/index.js";
+import { ERRORS, ErrorCode } from "../../protocol/index.js";
 import type { HttpRequest, HttpResponse } from "./uws.js";
 
 export interface RequestInfo {
@@ -159,9 +159,10 @@ export function redactUrl(url: string): string {
   return url.replace(/([?&]token=)[^&#]*/gi, "$1[redacted]");
 }
 
-/** The HTTP answer to a failed session lookup: 404 none, 403 wrong token, 503 the cluster could not be asked. */
+/** The HTTP answer to a failed session lookup: no such session, a wrong token, or a cluster that could not be asked. */
 export function authFailure(code: ErrorCode): { status: number; error: ErrorBody } {
-  if (code === "session_not_found") return { status: 404, error: { code, message: "no such session", retryable: false } };
-  if (code === "owner_unavailable") return { status: 503, error: { code, message: "the session store cannot be reached; retry", retryable: true, retryAfterMs: 1000 } };
-  return { status: 403, error: { code, message: "wrong token for this session", retryable: false } };
+  const { status, retryable } = ERRORS[code];
+  if (code === "session_not_found") return { status, error: { code, message: "no such session", retryable } };
+  if (code === "owner_unavailable") return { status, error: { code, message: "the session store cannot be reached; retry", retryable, retryAfterMs: 1000 } };
+  return { status, error: { code, message: "wrong token for this session", retryable } };
 }

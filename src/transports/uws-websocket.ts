@@ -1,6 +1,6 @@
 // The WebSocket route: upgrade with auth and limits, then frames -> engine and engine -> frames.
-import { CloseCode, ErrorCode, parseClientFrame } from "../../protocol/index.js";
-import { type Attachment, type AuthResult, type Engine, type Logger, type Sink, frozenEmpty } from "../engine/index.js";
+import { CloseCode, ERRORS, ErrorCode, parseClientFrame } from "../../protocol/index.js";
+import { type Attachment, type Engine, type Logger, type Sink, frozenEmpty } from "../engine/index.js";
 import { type AdmissionOptions, type ConnectionStats, admitLink, websocketPosition } from "./admission.js";
 import { extractToken, readRequest, sendError } from "./http-util.js";
 import type { TemplatedApp, WebSocket } from "./uws.js";
@@ -122,7 +122,7 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       void engine.authorizeAny(conn.sessionId, token).then((auth) => {
         if (conn.closed) return;
         if (auth.ok) attach(ws, conn);
-        else conn.close(AUTH_CLOSE[auth.code], auth.code);
+        else conn.close(ERRORS[auth.code].close ?? CloseCode.ProtocolViolation, auth.code);
       });
     },
 
@@ -175,12 +175,6 @@ const NO_EARLY = frozenEmpty<EarlyFrame>();
 /** Frames a client may send before its welcome on a link accepted ahead of its check. */
 const MAX_EARLY_FRAMES = 64;
 
-/** How a link accepted before its check is closed when the check fails. */
-const AUTH_CLOSE: Record<Exclude<AuthResult, { ok: true }>["code"], number> = {
-  session_not_found: CloseCode.SessionNotFound,
-  forbidden: CloseCode.Unauthorized,
-  owner_unavailable: CloseCode.OwnerUnavailable,
-};
 
 /** What an idle connection's batch points at, so it holds no array. Frozen: a push is a bug. */
 const NO_FRAMES = frozenEmpty<string>();

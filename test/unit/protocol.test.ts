@@ -50,3 +50,13 @@ describe("protocol", () => {
     expect(shouldReconnect(CloseCode.Normal)).toBe(false);
   });
 });
+
+describe("the error table", () => {
+  it("names every code once, with the statuses and close codes the transports answer with", async () => {
+    const { ERRORS } = await import("../../protocol/index.js");
+    expect(Object.keys(ERRORS).sort()).toEqual(Object.values(ErrorCode).sort());
+    expect([ERRORS.invalid_message.status, ERRORS.input_too_large.status, ERRORS.turn_active.status, ERRORS.rate_limited.status, ERRORS.overloaded.status]).toEqual([400, 413, 409, 429, 503]);
+    expect([ERRORS.forbidden.close, ERRORS.session_not_found.close, ERRORS.owner_unavailable.close]).toEqual([CloseCode.Unauthorized, CloseCode.SessionNotFound, CloseCode.OwnerUnavailable]);
+    for (const info of Object.values(ERRORS)) if (info.close !== undefined) expect(Object.values(CloseCode)).toContain(info.close);
+  });
+});
