@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 // The `agentwire` command: `serve` runs the server from environment configuration.
+import { parseArgs } from "node:util";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { chat } from "./chat.js";
 import { ListenError, startServer } from "./server.js";
@@ -10,7 +11,8 @@ Usage:
   agentwire serve                       start the server (configuration from environment variables)
   agentwire chat [--url URL] [--raw] TEXT
                                         create a session on a running server, send TEXT, print the reply
-                                        (--raw prints every frame; URL defaults to http://127.0.0.1:8080)
+                                        (--raw prints every frame; URL defaults to http://127.0.0.1:$PORT,
+                                        PORT defaulting to 8080)
   agentwire --help                      this text
 
 Common settings (all are listed in the README):
@@ -76,20 +78,24 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function runChat(args: string[]): Promise<number> {
-  let url = "http://127.0.0.1:8080";
-  let raw = false;
-  const words: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    if (arg === "--url") url = args[++i] ?? url;
-    else if (arg === "--raw") raw = true;
-    else words.push(arg);
+  let parsed: { values: { url?: string; raw?: boolean; help?: boolean }; positionals: string[] };
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, options: { url: { type: "string" }, raw: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+  } catch (err) {
+    process.stderr.write(`agentwire chat: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
   }
-  if (words.length === 0) {
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals.length === 0) {
     process.stderr.write(`chat needs some text\n\n${HELP}`);
     return 2;
   }
-  return chat({ url, text: words.join(" "), raw, out: process.stdout });
+  const url = values.url ?? `http://127.0.0.1:${process.env.PORT || 8080}`;
+  return chat({ url, text: positionals.join(" "), raw: values.raw ?? false, out: process.stdout });
 }
 
 main(process.argv.slice(2)).then(

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { startTestServer } from "../helpers/server.js";
 import { TestClient } from "../helpers/ws-client.js";
 
 const CLI = fileURLToPath(new URL("../../dist/src/cli.js", import.meta.url));
@@ -75,6 +76,18 @@ describe("agentwire CLI", () => {
     }
     first.child.kill("SIGTERM");
     expect((await first.done).code).toBe(0);
+  });
+
+  it("chat: --help is usage, not a question; an unknown option exits 2; the server is found on PORT", async () => {
+    const help = await run(["chat", "--help"]).done;
+    expect([help.code, help.stdout.includes("agentwire chat")]).toEqual([0, true]);
+    const bogus = await run(["chat", "--bogus", "hi"]).done;
+    expect(bogus.code).toBe(2);
+    const server = await startTestServer({ AGENTWIRE_DEMO_REPLY_WORDS: 3 });
+    const answered = await run(["chat", "what is 6 * 7"], { PORT: String(server.port) }).done;
+    expect(answered.code).toBe(0);
+    expect(answered.stdout).toContain("42");
+    await server.close();
   });
 });
 
