@@ -5,9 +5,10 @@ import type { Broker } from "./broker/broker.js";
 import type { Config } from "./config.js";
 import { AnthropicAgent } from "./agents/anthropic.js";
 import { DemoAgent } from "./agents/demo.js";
+import { demoTools } from "./agents/demo-tools.js";
 import type { RetryInfo } from "./agents/http-upstream.js";
 import { OpenAIAgent } from "./agents/openai.js";
-import { type Agent, Engine, KeyedRateLimiter, type Logger, type ToolRegistry } from "./engine/index.js";
+import { type Agent, Engine, KeyedRateLimiter, type Logger, ToolRegistry } from "./engine/index.js";
 import { ClientAddress, trustedProxies } from "./transports/client-address.js";
 import { corsPolicy } from "./transports/cors.js";
 import { registerHttpRoutes, registerNotFound } from "./transports/http-routes.js";
@@ -76,13 +77,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (config.AGENTWIRE_REQUIRE_NATIVE_UWS) throw new Error(NATIVE_UWS_WARNING);
   }
   const agent = options.agent ?? createAgent(config, logger);
+  // The calculator and clock belong to the demo's script; a provider agent is offered only the tools an embedder registers.
+  const tools = options.tools ?? (agent instanceof DemoAgent ? demoTools() : new ToolRegistry());
   const broker = await createBroker(config, logger);
   const engine = new Engine({
     broker: broker ?? undefined,
     nodeId: config.AGENTWIRE_NODE_ID,
     cluster: { leaseTtlMs: config.AGENTWIRE_LEASE_TTL_MS, forwardTimeoutMs: config.AGENTWIRE_FORWARD_TIMEOUT_MS, batchMs: config.AGENTWIRE_REDIS_BATCH_MS },
     agent,
-    tools: options.tools,
+    tools,
     defaultModel: config.AGENTWIRE_MODEL,
     heartbeatMs: Math.floor((config.AGENTWIRE_WS_IDLE_TIMEOUT_S * 1000) / 2),
     logger,

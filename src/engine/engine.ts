@@ -13,7 +13,7 @@ import { MemoryGuard, type MemoryGuardOptions } from "./memory-guard.js";
 import { Session, type SessionSnapshot, type SubmitOutcome } from "./session.js";
 import type { TurnRecord } from "./turn.js";
 import type { Sink } from "./sink.js";
-import { type ToolRegistry, defaultTools } from "./tools.js";
+import { ToolRegistry } from "./tools.js";
 
 export interface EngineOptions {
   agent: Agent;
@@ -66,7 +66,7 @@ export class Engine {
       agent: options.agent,
       logLimits: { maxEvents: limits.logMaxEvents, maxAgeMs: limits.logMaxAgeMs, maxBytes: limits.logMaxBytes },
       outboxLimits: { softBytes: limits.outboxSoftBytes, hardBytes: limits.outboxHardBytes },
-      tools: options.tools ?? defaultTools(),
+      tools: options.tools ?? new ToolRegistry(),
       limits,
       defaultModel: options.defaultModel,
       heartbeatMs: options.heartbeatMs ?? 25_000,

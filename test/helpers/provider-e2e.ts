@@ -3,6 +3,7 @@
 import { Writable } from "node:stream";
 import { afterEach } from "vitest";
 import type { ServerMessage } from "../../protocol/index.js";
+import { demoTools } from "../../src/agents/demo-tools.js";
 import { type Config, configFrom } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
 import { type RunningServer, startServer } from "../../src/server.js";
@@ -34,7 +35,8 @@ export function providerHarness(env: (upstreamUrl: string, apiKey: string) => En
       },
     });
     const config = configFrom({ PORT: 0, HOST: "127.0.0.1", LOG_LEVEL: "trace", AGENTWIRE_MODEL: "m", ...env(fake.url, apiKey) });
-    server = await startServer({ config, logger: createLogger("trace", sink) });
+    // The calculator and clock, registered as an embedder registers its server tools: they go upstream with every request.
+    server = await startServer({ config, logger: createLogger("trace", sink), tools: demoTools() });
     const res = await fetch(`http://127.0.0.1:${server.port}/v1/sessions`, { method: "POST" });
     const session = (await res.json()) as { sessionId: string; token: string };
     const ws = await TestClient.connect(TestClient.sessionUrl(`ws://127.0.0.1:${server.port}`, session));

@@ -1,4 +1,5 @@
 // Starts a real agentwire server on port 0 for a test, with overrides and an optional custom agent.
+import { demoTools } from "../../src/agents/demo-tools.js";
 import { type Config, configFrom } from "../../src/config.js";
 import type { Agent, ToolRegistry } from "../../src/engine/index.js";
 import { silentLogger } from "../../src/logger.js";
@@ -15,7 +16,9 @@ export async function startTestServer(
   extra: { agent?: Agent; tools?: ToolRegistry } = {},
 ): Promise<TestServer> {
   const config = configFrom({ PORT: 0, HOST: "127.0.0.1", AGENTWIRE_DEMO_TOKENS_PER_SEC: 0, LOG_LEVEL: "silent", ...overrides });
-  const server = await startServer({ config, logger: silentLogger, ...extra });
+  // Test agents (the recording demo, the echo example) call the demo's calculator and clock, which
+  // the server itself registers only for its own demo agent: tests register them as an embedder would.
+  const server = await startServer({ config, logger: silentLogger, tools: demoTools(), ...extra });
   const base = `http://127.0.0.1:${server.port}`;
   return {
     ...server,

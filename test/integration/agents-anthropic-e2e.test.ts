@@ -2,7 +2,7 @@
 import { performance } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
 import type { ServerMessage } from "../../protocol/index.js";
-import { calculatorTool, clockTool } from "../../src/engine/tools.js";
+import { calculatorTool, clockTool } from "../../src/agents/demo-tools.js";
 import { FakeProvider, type Handler, anthropic, drip, gated, respond, stream } from "../helpers/fake-provider.js";
 import { fixture } from "../helpers/fake-upstream.js";
 import { kinds, providerHarness, times, withoutSeq } from "../helpers/provider-e2e.js";

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode, type ServerMessage } from "../../protocol/index.js";
 import { DemoAgent, findExpression, isSpace, mentions, mulberry32, planDemo, tokenize } from "../../src/agents/demo.js";
-import { ArithmeticError, Engine, MAX_NESTING, type Session, calculatorTool, evaluateArithmetic } from "../../src/engine/index.js";
+import { Engine, type Session } from "../../src/engine/index.js";
+import { ArithmeticError, MAX_NESTING, calculatorTool, evaluateArithmetic } from "../../src/agents/demo-tools.js";
 import { FakeSink } from "../helpers/fake-sink.js";
 
 /** The regexes the scanners replaced, kept as the reference they must agree with. */
