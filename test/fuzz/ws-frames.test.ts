@@ -4,7 +4,7 @@ import { type Socket, connect } from "node:net";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../../protocol/index.js";
-import { MB, type ServerProc, type Session, expectCompletedTurn, startServerProc } from "../helpers/server-proc.js";
+import { MB, type ServerProc, type Session, expectCompletedTurn, startServerProc, warmedRssBytes } from "../helpers/server-proc.js";
 import { TestClient } from "../helpers/ws-client.js";
 import { InFlight, type Malformed, assertOptions, describeMalformed, fuzzSettings, isErrorCode, malformedMessage } from "./arbitraries.js";
 
@@ -395,12 +395,7 @@ describe("raw WebSocket frames", () => {
   it(
     `answer with typed frames or end the link with today's close code; the node lives, RSS stays within baseline + ${RSS_HEADROOM_MB} MB, and a fresh session completes a turn`,
     async () => {
-      const warm = await proc.createSession();
-      const warmClient = await TestClient.connect(TestClient.sessionUrl(proc.node.wsBase, warm));
-      warmClient.send({ type: "input", text: "2 * 21" });
-      await warmClient.waitForTurnEnd("t1");
-      warmClient.close();
-      const baseline = proc.rssBytes();
+      const baseline = await warmedRssBytes(proc);
       s = await proc.createSession();
       let probes = 0;
       const runs = new InFlight();

@@ -2,7 +2,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServerMessage } from "../../protocol/index.js";
-import { MB, type ServerProc, type Session, expectCompletedTurn, startServerProc } from "../helpers/server-proc.js";
+import { MB, type ServerProc, type Session, expectCompletedTurn, startServerProc, warmedRssBytes } from "../helpers/server-proc.js";
 import { TestClient, logged } from "../helpers/ws-client.js";
 import { InFlight, type Malformed, assertOptions, describeMalformed, fuzzSettings, isErrorCode, malformedMessage } from "./arbitraries.js";
 
@@ -33,13 +33,7 @@ describe("malformed client messages over WebSocket", () => {
   it(
     `answers each with exactly one typed error and keeps the link; the node survives, RSS stays within baseline + ${RSS_HEADROOM_MB} MB, and the session completes a turn`,
     async () => {
-      // A turn first, so the baseline includes a warmed-up engine and agent.
-      const warm = await proc.createSession();
-      const warmClient = await TestClient.connect(TestClient.sessionUrl(proc.node.wsBase, warm));
-      warmClient.send({ type: "input", text: "2 * 21" });
-      await warmClient.waitForTurnEnd("t1");
-      warmClient.close();
-      const baseline = proc.rssBytes();
+      const baseline = await warmedRssBytes(proc);
 
       const s: Session = await proc.createSession();
       const url = TestClient.sessionUrl(proc.node.wsBase, s);

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { expect } from "vitest";
 import type { ServerMessage } from "../../protocol/index.js";
 import { type NodeProc, startNode } from "./node-proc.js";
+import { TestClient } from "./ws-client.js";
 
 /** Fast demo turns, and limits high enough that floods of bad input never meet a rate limit instead of the parser. */
 export const FUZZ_NODE_ENV: Record<string, string | number> = {
@@ -86,4 +87,14 @@ export function expectCompletedTurn(messages: readonly ServerMessage[], turn: st
   expect(events.at(-2)).toMatchObject({ type: "usage", turn, partial: false });
   expect(events.at(-1)).toMatchObject({ type: "turn_end", turn, status: "completed" });
   expect(events.filter((e) => e.type === "turn_end")).toHaveLength(1);
+}
+
+/** Runs one turn on a fresh session, then reads RSS: a baseline that includes a warmed-up engine and agent. */
+export async function warmedRssBytes(proc: ServerProc): Promise<number> {
+  const warm = await proc.createSession();
+  const client = await TestClient.connect(TestClient.sessionUrl(proc.node.wsBase, warm));
+  client.send({ type: "input", text: "2 * 21" });
+  await client.waitForTurnEnd("t1");
+  client.close();
+  return proc.rssBytes();
 }
