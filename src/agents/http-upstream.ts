@@ -1,5 +1,6 @@
 // Shared HTTP machinery for provider agents: POST a JSON body, stream SSE back, with timeouts and retries.
 import { ErrorCode } from "../../protocol/index.js";
+import { backoffMs, jitteredBackoffMs } from "../backoff.js";
 import { AgentError, type StepSink } from "../engine/agent.js";
 import { parseRetryAfter, readErrorInfo, redactSecrets, statusError } from "./upstream-errors.js";
 import { Attempt, CancelledTurn, type UpstreamRequest, type UpstreamTimeouts } from "./upstream-attempt.js";
@@ -138,18 +139,14 @@ export class HttpUpstream {
     if (error.retryAfterMs !== undefined) {
       return error.retryAfterMs <= this.retry.maxDelayMs ? error.retryAfterMs : undefined;
     }
-    return Math.floor(this.random() * this.backoffCap(attempt));
-  }
-
-  private backoffCap(attempt: number): number {
-    return Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+    return jitteredBackoffMs(attempt, this.retry.baseDelayMs, this.retry.maxDelayMs, this.random);
   }
 
   /** Rate limits and overload always tell the caller how long to wait, even without a header. */
   private finalError(error: AgentError, attempt: number): AgentError {
     const hinted = error.code === ErrorCode.RateLimited || error.code === ErrorCode.UpstreamOverloaded;
     if (!hinted || error.retryAfterMs !== undefined) return error;
-    return new AgentError(error.code, error.message, true, this.backoffCap(attempt));
+    return new AgentError(error.code, error.message, true, backoffMs(attempt, this.retry.baseDelayMs, this.retry.maxDelayMs));
   }
 }
 

@@ -2,6 +2,7 @@
 // One connection for commands and publishing, one for subscribing (a subscribed link can do nothing else).
 import { randomBytes } from "node:crypto";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { backoffMs } from "../backoff.js";
 import type { Logger } from "../logger.js";
 import {
   type AppendResult,
@@ -75,10 +76,10 @@ export class RedisBroker implements Broker {
     this.nodeId = options.nodeId ?? `n_${randomBytes(6).toString("base64url")}`;
     this.prefix = options.prefix ?? "aw:";
     // Commands fail fast while disconnected instead of queueing without bound during an outage.
-    const redisOptions: RedisOptions = { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (n) => Math.min(100 * 2 ** n, 2000) };
+    const redisOptions: RedisOptions = { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (n) => backoffMs(n, 200, 2000) };
     const make = (): Client =>
       options.clusterNodes?.length
-        ? new Cluster(options.clusterNodes.map(parseHostPort), { redisOptions, enableOfflineQueue: false, clusterRetryStrategy: (n) => Math.min(100 * 2 ** n, 2000) })
+        ? new Cluster(options.clusterNodes.map(parseHostPort), { redisOptions, enableOfflineQueue: false, clusterRetryStrategy: (n) => backoffMs(n, 200, 2000) })
         : new Redis(options.url ?? "redis://127.0.0.1:6379", redisOptions);
     this.cmd = make() as Client & Commands;
     this.sub = make();
@@ -89,7 +90,7 @@ export class RedisBroker implements Broker {
           redisOptions,
           shardedSubscribers: true,
           enableOfflineQueue: false,
-          clusterRetryStrategy: (n) => Math.min(100 * 2 ** n, 2000),
+          clusterRetryStrategy: (n) => backoffMs(n, 200, 2000),
         })
       : null;
     if (this.ssub) {

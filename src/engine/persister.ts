@@ -1,5 +1,6 @@
 // Keeps the broker's copy of an owned session current: its log in order (batching deltas, surviving
 // outages) and its state after each turn. It is the session's OwnerHooks.
+import { backoffMs } from "../backoff.js";
 import type { Broker, LogLimits, StoredEvent } from "../broker/broker.js";
 import type { LogEntry } from "./event-log.js";
 import type { Logger } from "../logger.js";
@@ -28,7 +29,8 @@ export class LogPersister implements OwnerHooks {
   private inflight = false;
   private stopped = false;
   private timer: NodeJS.Timeout | null = null;
-  private retryMs = 0;
+  /** Appends failed in a row (the backoff's attempt). */
+  private failures = 0;
   private lastTokenTurn: string | null = null;
   /** Set when the local log lost entries the broker never got: the next append skips ahead. */
   private force = false;
@@ -164,7 +166,7 @@ export class LogPersister implements OwnerHooks {
     this.broker.append(this.session.id, events, this.options.limits, this.force).then(
       (result) => {
         this.inflight = false;
-        this.retryMs = 0;
+        this.failures = 0;
         if (result.ok) {
           this.persisted = last;
           log.pin(last);
@@ -183,9 +185,9 @@ export class LogPersister implements OwnerHooks {
       },
       (err: Error) => {
         this.inflight = false;
-        this.retryMs = Math.min(Math.max(this.retryMs * 2, 100), 5000);
-        this.options.logger.debug({ sessionId: this.session.id, err: err.message, retryMs: this.retryMs }, "log append failed; retrying");
-        this.schedule(this.retryMs);
+        const retryMs = backoffMs(++this.failures, 100, 5000);
+        this.options.logger.debug({ sessionId: this.session.id, err: err.message, retryMs }, "log append failed; retrying");
+        this.schedule(retryMs);
       },
     );
   }

@@ -254,3 +254,12 @@ describe("helpers", () => {
     await expect(p).rejects.toThrow("stop");
   });
 });
+
+describe("backoff", () => {
+  it("doubles from its base up to its cap; full jitter stays below it", async () => {
+    const { backoffMs, jitteredBackoffMs } = await import("../../src/backoff.js");
+    expect([1, 2, 3, 4, 5, 6].map((n) => backoffMs(n, 100, 2000))).toEqual([100, 200, 400, 800, 1600, 2000]);
+    expect(backoffMs(0, 100, 2000)).toBe(100);
+    expect([0, 0.5, 0.999].map((r) => jitteredBackoffMs(3, 100, 2000, () => r))).toEqual([0, 200, 399]);
+  });
+});
