@@ -1,6 +1,17 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
 export default defineConfig({
+  resolve: {
+    // Tests run the packages from their sources; child processes and the packed-tarball test run the built files.
+    alias: [
+      { find: /^@agentwire\/protocol$/, replacement: here("./protocol/index.ts") },
+      { find: /^@agentwire\/protocol\/codes$/, replacement: here("./protocol/codes.ts") },
+      { find: /^agentwire$/, replacement: here("./src/index.ts") },
+    ],
+  },
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 20_000,

@@ -2,7 +2,7 @@
 //
 // Plug it into the server in place of the built-in agents. The engine owns the conversation and the
 // tool loop: an agent only runs one model "step" at a time and streams what it produces into the sink.
-import type { Agent, StepRequest, StepResult, StepSink } from "../src/engine/agent.js";
+import type { Agent, StepRequest, StepResult, StepSink } from "agentwire";
 
 export class EchoAgent implements Agent {
   readonly name = "echo";

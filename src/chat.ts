@@ -1,6 +1,6 @@
 // `agentwire chat`: creates a session on a running server, sends one input and prints every frame.
 import WebSocket from "ws";
-import type { ServerMessage } from "../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 
 export interface ChatOptions {
   url: string;

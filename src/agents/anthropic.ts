@@ -1,5 +1,5 @@
 // Agent for the Anthropic Messages API with streaming (`event:` + `data:` pairs, tool_use blocks).
-import { ErrorCode, type ToolDeclaration } from "../../protocol/index.js";
+import { ErrorCode, type ToolDeclaration } from "@agentwire/protocol";
 import {
   type Agent,
   AgentError,

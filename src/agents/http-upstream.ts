@@ -1,5 +1,5 @@
 // Shared HTTP machinery for provider agents: POST a JSON body, stream SSE back, with timeouts and retries.
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import { backoffMs, jitteredBackoffMs } from "../backoff.js";
 import { AgentError, type StepSink } from "../engine/agent.js";
 import { parseRetryAfter, readErrorInfo, redactSecrets, statusError } from "./upstream-errors.js";

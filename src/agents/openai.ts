@@ -1,5 +1,5 @@
 // Agent for OpenAI-compatible Chat Completions streaming (OpenAI, and the many servers that copy its API).
-import { ErrorCode, type ToolDeclaration } from "../../protocol/index.js";
+import { ErrorCode, type ToolDeclaration } from "@agentwire/protocol";
 import {
   type Agent,
   AgentError,

@@ -1,5 +1,5 @@
 // Bookkeeping both provider agents share while streaming a step: usage estimates and tool call assembly.
-import { JSON_MAX_DEPTH, tooDeepPath } from "../../protocol/index.js";
+import { JSON_MAX_DEPTH, tooDeepPath } from "@agentwire/protocol";
 import type { StepFinish, StepSink, ToolCall } from "../engine/agent.js";
 
 /**

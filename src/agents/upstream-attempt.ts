@@ -1,5 +1,5 @@
 // One HTTP attempt to an upstream: its abort controller, the phase timers, and reading the body as SSE.
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import { AgentError } from "../engine/agent.js";
 import { type SseEvent, SseEventTooLarge, SseParser } from "./upstream-sse.js";
 

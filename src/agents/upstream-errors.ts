@@ -1,5 +1,5 @@
 // Maps upstream HTTP failures to AgentError codes, parses retry hints, and keeps API keys out of messages.
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import { AgentError } from "../engine/agent.js";
 import { isRecord } from "./step-output.js";
 

@@ -1,5 +1,5 @@
 // The Agent contract: one model step, streamed into a sink. The engine runs the tool loop around it.
-import type { ErrorCode, ToolDeclaration } from "../../protocol/index.js";
+import type { ErrorCode, ToolDeclaration } from "@agentwire/protocol";
 
 /** Provider-neutral conversation history. Adapters render it into their provider's format. */
 export type HistoryMessage =

@@ -7,7 +7,7 @@ import {
   type ServerMessage,
   type SessionEvent,
   PROTOCOL_VERSION,
-} from "../../protocol/index.js";
+} from "@agentwire/protocol";
 import type { LogEntry } from "./event-log.js";
 import { Outbox, type OutboxLimits } from "./outbox.js";
 import { ByteBudget } from "./rate.js";

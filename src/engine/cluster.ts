@@ -1,5 +1,5 @@
 // Ownership across nodes: leases, replicas that follow another node's log, forwarding, takeover.
-import { type ClientMessage, CloseCode, ErrorCode } from "../../protocol/index.js";
+import { type ClientMessage, CloseCode, ErrorCode } from "@agentwire/protocol";
 import { type Broker, BrokerTimeout, type NodeRequest, type StoredEvent } from "../broker/broker.js";
 import type { EngineContext } from "./context.js";
 import { LogPersister, type PersisterOptions, sessionRecord } from "./persister.js";

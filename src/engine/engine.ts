@@ -1,6 +1,6 @@
 // The engine: creates, finds and expires sessions; the one entry point every transport calls.
 import { timingSafeEqual } from "node:crypto";
-import { CloseCode, ErrorCode, type ServerMessage } from "../../protocol/index.js";
+import { CloseCode, ErrorCode, type ServerMessage } from "@agentwire/protocol";
 import type { Broker } from "../broker/broker.js";
 import type { Agent } from "./agent.js";
 import { Attachment, type AttachmentOptions } from "./attachment.js";

@@ -1,5 +1,5 @@
 // The session's event log: gap-free seq numbers, bounded by count, bytes and age, replayable after any seq.
-import type { LoggedEvent, LoggedEventInput } from "../../protocol/index.js";
+import type { LoggedEvent, LoggedEventInput } from "@agentwire/protocol";
 import { TextArena } from "./text-arena.js";
 import { frozenEmpty } from "./empty.js";
 

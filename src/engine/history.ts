@@ -1,6 +1,6 @@
 // How much conversation a session keeps: whole exchanges, newest first, within message and character budgets.
 import type { HistoryMessage } from "./agent.js";
-import { jsonChars } from "../../protocol/index.js";
+import { jsonChars } from "@agentwire/protocol";
 import type { EngineLimits } from "./context.js";
 
 /**

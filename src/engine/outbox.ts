@@ -1,6 +1,6 @@
 // Per-attachment outbox: writes straight through while the client keeps up; while it lags, merges
 // token deltas and keeps only the newest progress, and closes past a hard byte cap.
-import { CloseCode, type LoggedEvent, type ProgressEvent, type TokenEvent } from "../../protocol/index.js";
+import { CloseCode, type LoggedEvent, type ProgressEvent, type TokenEvent } from "@agentwire/protocol";
 import type { Sink } from "./sink.js";
 import { frozenEmpty } from "./empty.js";
 

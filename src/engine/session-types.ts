@@ -1,8 +1,7 @@
 // What a session answers and keeps: outcomes of client messages, persisted state, cluster hooks.
-import type { ClientMessage, ErrorCode, ServerMessage, ToolDeclaration } from "../../protocol/index.js";
+import type { ClientMessage, ErrorCode, ServerMessage, ToolDeclaration } from "@agentwire/protocol";
 import type { HistoryMessage } from "./agent.js";
 import type { EventLog, LogEntry } from "./event-log.js";
-import type { TurnRecord } from "./turn.js";
 
 /** Why a client message was refused: a code, which transports map through `ERRORS` (HTTP status, close code). */
 export interface SubmitError {
@@ -37,16 +36,8 @@ export interface OwnerHooks {
   changed(): void;
 }
 
-export interface SessionSnapshot {
-  sessionId: string;
-  lastSeq: number;
-  firstSeq: number;
-  activeTurn: string | null;
-  pendingInput: string;
-  config: { model: string | undefined; system: string | undefined; tools: ToolDeclaration[] };
-  history: HistoryMessage[];
-  turns: TurnRecord[];
-}
+/** The snapshot is a wire body: its type is the protocol's, so the engine cannot drift from what clients parse. */
+export type { SessionSnapshot } from "@agentwire/protocol";
 
 export const refuse = (code: ErrorCode, message: string, extra: Partial<SubmitError> = {}): SubmitOutcome => ({
   ok: false,

@@ -8,7 +8,7 @@ import {
   type LoggedEvent,
   type LoggedEventInput,
   type ToolDeclaration,
-} from "../../protocol/index.js";
+} from "@agentwire/protocol";
 import type { HistoryMessage } from "./agent.js";
 import type { Attachment } from "./attachment.js";
 import type { EngineContext } from "./context.js";

@@ -1,5 +1,5 @@
 // The registry of server-side tools a turn may call (the engine offers none of its own; the demo agent brings its calculator and clock).
-import type { ToolDeclaration } from "../../protocol/index.js";
+import type { ToolDeclaration } from "@agentwire/protocol";
 import type { ServerTool } from "./agent.js";
 
 export class ToolRegistry {

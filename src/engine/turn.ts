@@ -1,5 +1,5 @@
 // One turn: runs agent steps and tools until a final answer, and ends with exactly one turn_end.
-import { ErrorCode, type LoggedEventInput, type ToolDeclaration, type TurnStatus } from "../../protocol/index.js";
+import { ErrorCode, type LoggedEventInput, type ToolDeclaration, type TurnStatus } from "@agentwire/protocol";
 import { type Agent, AgentError, type HistoryMessage, type StepResult, type StepSink, type ToolCall } from "./agent.js";
 import { TextArena } from "./text-arena.js";
 import type { ToolRegistry } from "./tools.js";

@@ -1,8 +1,9 @@
 // One admission path for every stream link (WebSocket or SSE): per-IP connect rate, the connection cap over both, resume positions.
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import type { KeyedRateLimiter } from "../engine/index.js";
 import type { ClientAddress } from "./client-address.js";
-import type { ErrorBody, RequestInfo } from "./http-util.js";
+import type { ErrorBody } from "@agentwire/protocol";
+import type { RequestInfo } from "./http-util.js";
 import { queryParam } from "./http-util.js";
 
 /** Links held right now, by transport; the connection cap counts them together. */

@@ -1,6 +1,6 @@
 // The stream-less half of the HTTP fallback: client messages as POSTs, and turns polled by id.
-import { ERRORS, ErrorCode, parseClientFrame } from "../../protocol/index.js";
-import type { Engine, Session, TurnRecord } from "../engine/index.js";
+import { ERRORS, ErrorCode, type TurnView, parseClientFrame } from "@agentwire/protocol";
+import type { Engine, Session } from "../engine/index.js";
 import type { CorsPolicy } from "./cors.js";
 import { authFailure, extractToken, guard, readBody, readRequest, sendError, sendJson } from "./http-util.js";
 import type { HttpRequest, HttpResponse } from "./uws.js";
@@ -85,19 +85,6 @@ export async function postMessage(res: HttpResponse, req: HttpRequest, engine: E
   // Relative to this URL, so it stays right behind a proxy that mounts us under a prefix.
   const location: Record<string, string> = outcome.turn ? { location: `turns/${outcome.turn}` } : {};
   sendJson(res, state, 202, { ok: true, ...(outcome.turn ? { turn: outcome.turn } : {}), ...(id ? { id } : {}) }, { ...headers, ...location });
-}
-
-/** What a poller sees of a turn: usage and reason once it has ended; `lastSeq` lets it switch to a stream without a gap. */
-export interface TurnView {
-  turn: string;
-  status: TurnRecord["status"];
-  reason: string | null;
-  input: string;
-  text: string;
-  usage: { inputTokens: number; outputTokens: number } | null;
-  startedAt: number;
-  endedAt: number | null;
-  lastSeq: number;
 }
 
 /** GET /v1/sessions/:id/turns/:turnId: the polling path for clients that hold no stream. */

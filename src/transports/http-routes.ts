@@ -1,5 +1,5 @@
 // Plain HTTP routes on the uWS app: session create/delete/snapshot, health and readiness, metrics.
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import type { Engine, Logger } from "../engine/index.js";
 import type { CorsPolicy } from "./cors.js";
 import { DEMO_PAGE } from "./demo-page.js";

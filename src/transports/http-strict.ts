@@ -1,9 +1,9 @@
 // Strict edges for every route of the uWS app: message framing, header limits, the fd guard, WebSocket handshakes.
 import type { RecognizedString, WebSocketBehavior } from "uWebSockets.js";
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import type { Logger } from "../engine/index.js";
 import { processFdGuard, type FdGuard } from "./fd-guard.js";
-import type { ErrorBody } from "./http-util.js";
+import type { ErrorBody } from "@agentwire/protocol";
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./uws.js";
 
 /**

@@ -1,5 +1,5 @@
 // uWS HTTP helpers: abort-safe body reading, corked JSON replies, header and query access.
-import { ERRORS, ErrorCode } from "../../protocol/index.js";
+import { ERRORS, type ErrorBody, ErrorCode } from "@agentwire/protocol";
 import type { HttpRequest, HttpResponse } from "./uws.js";
 
 export interface RequestInfo {
@@ -118,14 +118,6 @@ export function safely(res: HttpResponse, logger: { error(obj: object, msg: stri
       // Already answered or aborted: nothing left to tell the client.
     }
   });
-}
-
-export interface ErrorBody {
-  code: ErrorCode;
-  message: string;
-  field?: string;
-  retryable?: boolean;
-  retryAfterMs?: number;
 }
 
 export function sendError(res: HttpResponse, state: { aborted: boolean }, status: number, error: ErrorBody, headers: Record<string, string> = {}): void {

@@ -1,5 +1,5 @@
 // SSE + HTTP fallback transport on the same engine: event stream, message POSTs, turn polling, CORS.
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import type { Engine, Logger } from "../engine/index.js";
 import { type AdmissionOptions, type ConnectionStats, admitLink, ssePosition } from "./admission.js";
 import { type CorsPolicy, corsPolicy } from "./cors.js";

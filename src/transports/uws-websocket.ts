@@ -1,5 +1,5 @@
 // The WebSocket route: upgrade with auth and limits, then frames -> engine and engine -> frames.
-import { CloseCode, ERRORS, ErrorCode, parseClientFrame } from "../../protocol/index.js";
+import { CloseCode, ERRORS, ErrorCode, parseClientFrame } from "@agentwire/protocol";
 import { type Attachment, type Engine, type Logger, type Sink, frozenEmpty } from "../engine/index.js";
 import { type AdmissionOptions, type ConnectionStats, admitLink, websocketPosition } from "./admission.js";
 import { extractToken, readRequest, sendError } from "./http-util.js";

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 import { planDemo } from "../../src/agents/demo.js";
 import { type NodeProc, eventually, startNode } from "../helpers/node-proc.js";
 import { SseClient } from "../helpers/sse-client.js";

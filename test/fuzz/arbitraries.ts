@@ -1,6 +1,6 @@
 // fast-check arbitraries for client messages, valid and malformed; each malformed one carries the answer the protocol promises for it.
 import fc from "fast-check";
-import { CLIENT_MESSAGE_TYPES, ErrorCode, JSON_MAX_DEPTH, TOOL_OUTPUT_MAX_CHARS, TOOL_PARAMETERS_MAX_CHARS } from "../../protocol/index.js";
+import { CLIENT_MESSAGE_TYPES, ErrorCode, JSON_MAX_DEPTH, TOOL_OUTPUT_MAX_CHARS, TOOL_PARAMETERS_MAX_CHARS } from "@agentwire/protocol";
 
 export type ClientType = (typeof CLIENT_MESSAGE_TYPES)[number];
 type Json = Record<string, unknown>;

@@ -1,6 +1,6 @@
 // Regression: client JSON nested thousands of levels deep (which used to end the node with a RangeError inside JSON.stringify) and oversized tool schemas and outputs are refused at parse time.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode, type ServerMessage, TOOL_OUTPUT_MAX_CHARS, TOOL_PARAMETERS_MAX_CHARS } from "../../protocol/index.js";
+import { ErrorCode, type ServerMessage, TOOL_OUTPUT_MAX_CHARS, TOOL_PARAMETERS_MAX_CHARS } from "@agentwire/protocol";
 import { requireRedisOrSkip, startRedis, type RedisProc } from "../helpers/redis.js";
 import { type ServerProc, type Session, expectCompletedTurn, startServerProc } from "../helpers/server-proc.js";
 import { SseClient } from "../helpers/sse-client.js";

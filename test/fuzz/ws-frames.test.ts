@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { type Socket, connect } from "node:net";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import { MB, type ServerProc, type Session, expectCompletedTurn, startServerProc, warmedRssBytes } from "../helpers/server-proc.js";
 import { TestClient } from "../helpers/ws-client.js";
 import { InFlight, type Malformed, assertOptions, describeMalformed, fuzzSettings, isErrorCode, malformedMessage } from "./arbitraries.js";

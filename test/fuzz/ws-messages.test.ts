@@ -1,7 +1,7 @@
 // Property: over WebSocket, each malformed client message gets exactly one typed error, the link and the node live on, and the session still completes a turn.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 import { MB, type ServerProc, type Session, expectCompletedTurn, startServerProc, warmedRssBytes } from "../helpers/server-proc.js";
 import { TestClient, logged } from "../helpers/ws-client.js";
 import { InFlight, type Malformed, assertOptions, describeMalformed, fuzzSettings, isErrorCode, malformedMessage } from "./arbitraries.js";

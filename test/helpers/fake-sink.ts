@@ -1,5 +1,5 @@
 // An in-memory Sink for engine unit tests: records frames and lets a test simulate a lagging socket.
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 import type { Sink } from "../../src/engine/index.js";
 
 export class FakeSink implements Sink {

@@ -2,7 +2,7 @@
 // (logs captured), one session and its ws client, all closed after each test.
 import { Writable } from "node:stream";
 import { afterEach } from "vitest";
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 import { demoTools } from "../../src/agents/demo-tools.js";
 import { type Config, configFrom } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";

@@ -1,7 +1,7 @@
 // A demo agentwire node as a child process for hostile-input tests: started through node-proc, watched for exit, measured by RSS, checked with a full turn.
 import { readFileSync } from "node:fs";
 import { expect } from "vitest";
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 import { type NodeProc, startNode } from "./node-proc.js";
 import { TestClient } from "./ws-client.js";
 

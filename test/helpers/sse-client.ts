@@ -1,5 +1,5 @@
 // An SSE test client over fetch: parses the stream by the WHATWG rules and records every event and comment with its arrival time.
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 
 export interface SseEvent {
   /** The `id` field of this event's own block, when it had one. */

@@ -1,6 +1,6 @@
 // A real `ws` client that records every server message and lets tests wait on events, not sleeps.
 import WebSocket from "ws";
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 
 export class TestClient {
   readonly messages: ServerMessage[] = [];

@@ -1,6 +1,6 @@
 // One admission path for both stream transports: the connection cap counts WebSockets and SSE together; one resume-position parser.
 import { describe, expect, it } from "vitest";
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import { startTestServer } from "../helpers/server.js";
 import { RawSseConnection } from "../helpers/sse-raw.js";
 import { TestClient } from "../helpers/ws-client.js";

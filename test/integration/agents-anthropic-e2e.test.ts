@@ -1,7 +1,7 @@
 // Anthropic agent end to end: a real server on port 0 streaming from a fake Messages API upstream to a real ws client.
 import { performance } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 import { calculatorTool, clockTool } from "../../src/agents/demo-tools.js";
 import { FakeProvider, type Handler, anthropic, drip, gated, respond, stream } from "../helpers/fake-provider.js";
 import { fixture } from "../helpers/fake-upstream.js";

@@ -1,6 +1,6 @@
 // The example agent from examples/ plugged into a real server: text turns, a server tool call, cancel.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 import { EchoAgent } from "../../examples/echo-agent.js";
 import { type TestServer, startTestServer } from "../helpers/server.js";
 import { TestClient, logged, turnText } from "../helpers/ws-client.js";

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import { NODE_FLAGS } from "../../src/node-flags.js";
 import { eventually } from "../helpers/node-proc.js";
 import { type TestServer, startTestServer } from "../helpers/server.js";

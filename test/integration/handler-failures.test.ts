@@ -1,6 +1,6 @@
 // A bug that slips past the input bounds costs one request or one link, never the process.
 import { describe, expect, it } from "vitest";
-import { CloseCode, ErrorCode } from "../../protocol/index.js";
+import { CloseCode, ErrorCode } from "@agentwire/protocol";
 import type { Session } from "../../src/engine/index.js";
 import { startTestServer } from "../helpers/server.js";
 import { TestClient } from "../helpers/ws-client.js";

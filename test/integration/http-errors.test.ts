@@ -1,6 +1,6 @@
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import { GateAgent } from "../helpers/agents.js";
 import { SseClient, postMessage } from "../helpers/sse-client.js";
 import { type TestServer, startTestServer } from "../helpers/server.js";

@@ -1,6 +1,6 @@
 import { Agent, request } from "node:http";
 import { describe, expect, it } from "vitest";
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import { planDemo } from "../../src/agents/demo.js";
 import { startNode } from "../helpers/node-proc.js";
 import { startTestServer } from "../helpers/server.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 import { planDemo } from "../../src/agents/demo.js";
 import type { Attachment, Session } from "../../src/engine/index.js";
 import { FakeSink } from "../helpers/fake-sink.js";

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 import { planDemo } from "../../src/agents/demo.js";
 import { type SseEvent, SseParser, postMessage } from "../helpers/sse-client.js";
 import { type TestServer, startTestServer } from "../helpers/server.js";

@@ -1,6 +1,6 @@
 import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CloseCode, type ServerMessage } from "../../protocol/index.js";
+import { CloseCode, type ServerMessage } from "@agentwire/protocol";
 import { planDemo } from "../../src/agents/demo.js";
 import type { Session } from "../../src/engine/index.js";
 import { postMessage } from "../helpers/sse-client.js";

@@ -1,7 +1,7 @@
 // Hostile upstreams through the real server: a 10 MB token, a 60 MB line, endless keep-alives, invalid JSON.
 import type { ServerResponse } from "node:http";
 import { describe, expect, it } from "vitest";
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import { MAX_DELTA_CHARS, type Session } from "../../src/engine/index.js";
 import type { RunningServer } from "../../src/server.js";
 import { type Handler, openai } from "../helpers/fake-provider.js";

@@ -1,6 +1,6 @@
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CloseCode, ErrorCode, shouldReconnect } from "../../protocol/index.js";
+import { CloseCode, ErrorCode, shouldReconnect } from "@agentwire/protocol";
 import { type TestServer, startTestServer } from "../helpers/server.js";
 import { TestClient } from "../helpers/ws-client.js";
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 import { type TestServer, startTestServer } from "../helpers/server.js";
 import { TestClient, logged } from "../helpers/ws-client.js";
 

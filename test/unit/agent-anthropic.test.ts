@@ -1,7 +1,7 @@
 // AnthropicAgent against a fake Messages API server: exact sink sequences, request bodies, overload, drops, cancel.
 import { performance } from "node:perf_hooks";
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorCode, type ToolDeclaration } from "../../protocol/index.js";
+import { ErrorCode, type ToolDeclaration } from "@agentwire/protocol";
 import { AgentError, type HistoryMessage, type StepRequest } from "../../src/engine/agent.js";
 import { AnthropicAgent, type AnthropicAgentOptions } from "../../src/agents/anthropic.js";
 import { FakeUpstream, type Reply, type Split, fixture, variants } from "../helpers/fake-upstream.js";

@@ -1,7 +1,7 @@
 // OpenAIAgent against a fake Chat Completions server: exact sink sequences, request bodies, retries, failures, cancel.
 import { performance } from "node:perf_hooks";
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorCode, type ToolDeclaration } from "../../protocol/index.js";
+import { ErrorCode, type ToolDeclaration } from "@agentwire/protocol";
 import { AgentError, type HistoryMessage, type StepRequest } from "../../src/engine/agent.js";
 import { estimateTokens } from "../../src/agents/history-budget.js";
 import { OpenAIAgent, type OpenAIAgentOptions } from "../../src/agents/openai.js";

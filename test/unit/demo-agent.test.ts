@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode, type ServerMessage } from "../../protocol/index.js";
+import { ErrorCode, type ServerMessage } from "@agentwire/protocol";
 import { DemoAgent, findExpression, isSpace, mentions, mulberry32, planDemo, tokenize } from "../../src/agents/demo.js";
 import { Engine, type Session } from "../../src/engine/index.js";
 import { ArithmeticError, MAX_NESTING, calculatorTool, evaluateArithmetic } from "../../src/agents/demo-tools.js";

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { ServerMessage } from "../../protocol/index.js";
+import type { ServerMessage } from "@agentwire/protocol";
 import { MemoryBroker, MemoryStore } from "../../src/broker/broker-memory.js";
 import { Engine, type Session } from "../../src/engine/index.js";
 import { GateAgent, RecordingDemoAgent } from "../helpers/agents.js";

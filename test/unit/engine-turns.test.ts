@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { CloseCode, ErrorCode, type ServerMessage } from "../../protocol/index.js";
+import { CloseCode, ErrorCode, type ServerMessage } from "@agentwire/protocol";
 import { planDemo } from "../../src/agents/demo.js";
 import { type Agent, AgentError, Engine, type Session } from "../../src/engine/index.js";
 import { GateAgent, RecordingDemoAgent } from "../helpers/agents.js";

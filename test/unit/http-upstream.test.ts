@@ -3,7 +3,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorCode } from "../../protocol/index.js";
+import { ErrorCode } from "@agentwire/protocol";
 import { AgentError, type StepSink } from "../../src/engine/agent.js";
 import { HttpUpstream, type HttpUpstreamOptions, type RetryInfo, sleep } from "../../src/agents/http-upstream.js";
 import { parseRetryAfter, redactSecrets, statusError } from "../../src/agents/upstream-errors.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode, JSON_MAX_DEPTH, TOOL_OUTPUT_MAX_CHARS, TOOL_PARAMETERS_MAX_CHARS, parseClientFrame, tooDeepPath } from "../../protocol/index.js";
+import { ErrorCode, JSON_MAX_DEPTH, TOOL_OUTPUT_MAX_CHARS, TOOL_PARAMETERS_MAX_CHARS, parseClientFrame, tooDeepPath } from "@agentwire/protocol";
 import { parseToolArgs } from "../../src/agents/step-output.js";
 
 const nested = (levels: number, leaf = "0") => "[".repeat(levels) + leaf + "]".repeat(levels);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CloseCode, type LoggedEvent } from "../../protocol/index.js";
+import { CloseCode, type LoggedEvent } from "@agentwire/protocol";
 import { Outbox } from "../../src/engine/outbox.js";
 import { FakeSink } from "../helpers/fake-sink.js";
 

@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { CloseCode, ErrorCode, ServerMessage, parseClientFrame, shouldReconnect } from "../../protocol/index.js";
-import { protocolJsonSchema } from "../../protocol/json-schema.js";
+import { CloseCode, ERRORS, ErrorCode, ServerMessage, parseClientFrame, protocolJsonSchema, shouldReconnect } from "@agentwire/protocol";
 
 describe("protocol", () => {
   it("the checked-in JSON Schema matches the zod schemas (run `npm run schema` when this fails)", () => {
@@ -53,7 +52,6 @@ describe("protocol", () => {
 
 describe("the error table", () => {
   it("names every code once, with the statuses and close codes the transports answer with", async () => {
-    const { ERRORS } = await import("../../protocol/index.js");
     expect(Object.keys(ERRORS).sort()).toEqual(Object.values(ErrorCode).sort());
     expect([ERRORS.invalid_message.status, ERRORS.input_too_large.status, ERRORS.turn_active.status, ERRORS.rate_limited.status, ERRORS.overloaded.status]).toEqual([400, 413, 409, 429, 503]);
     expect([ERRORS.forbidden.close, ERRORS.session_not_found.close, ERRORS.owner_unavailable.close]).toEqual([CloseCode.Unauthorized, CloseCode.SessionNotFound, CloseCode.OwnerUnavailable]);

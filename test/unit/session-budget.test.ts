@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode, type ServerMessage } from "../../protocol/index.js";
+import { ErrorCode, type ServerMessage } from "@agentwire/protocol";
 import { type Agent, MAX_DELTA_CHARS, type MemoryGuard, type StepRequest, type StepResult, type StepSink } from "../../src/engine/index.js";
 import { engineSession } from "../helpers/engine-session.js";
 

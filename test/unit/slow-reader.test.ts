@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { CloseCode, ErrorCode } from "../../protocol/index.js";
+import { CloseCode, ErrorCode } from "@agentwire/protocol";
 import { Engine, type Session } from "../../src/engine/index.js";
 import { GateAgent } from "../helpers/agents.js";
 import { FakeSink } from "../helpers/fake-sink.js";
