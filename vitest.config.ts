@@ -9,6 +9,7 @@ export default defineConfig({
     alias: [
       { find: /^@agentwire\/protocol$/, replacement: here("./protocol/index.ts") },
       { find: /^@agentwire\/protocol\/codes$/, replacement: here("./protocol/codes.ts") },
+      { find: /^@agentwire\/protocol\/sse$/, replacement: here("./protocol/sse.ts") },
       { find: /^agentwire$/, replacement: here("./src/index.ts") },
     ],
   },

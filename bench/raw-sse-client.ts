@@ -34,8 +34,11 @@ const HEADER_END = Buffer.from("\r\n\r\n");
 /**
  * Event-stream lines out of body bytes. Only `data:` and `id:` matter here: agentwire's data is the
  * same JSON as its WebSocket frames and names its own type, so `event:` lines need no reading.
+ * A load client must cost far less than the server it drives, so this reads bytes in place rather than
+ * decoding text like the shared parser (`@agentwire/protocol/sse`); a unit test checks that both read
+ * agentwire's streams alike, however they are split.
  */
-class EventStreamParser {
+export class EventStreamParser {
   private partial: Buffer | null = null;
   private data: Buffer | null = null;
   private dataStart = 0;

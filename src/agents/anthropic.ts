@@ -13,7 +13,7 @@ import { type HistoryBudget, trimHistory, validateBudget } from "./history-budge
 import { HttpUpstream, type HttpUpstreamOptions } from "./http-upstream.js";
 import { ToolCallAssembler, UsageMeter, isRecord, numberOr, settleFinish } from "./step-output.js";
 import { readErrorInfo, streamError } from "./upstream-errors.js";
-import type { SseEvent } from "./upstream-sse.js";
+import type { SseEvent } from "@agentwire/protocol/sse";
 
 export interface AnthropicAgentOptions extends HttpUpstreamOptions {
   /** Sent as `x-api-key`. */

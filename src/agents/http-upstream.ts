@@ -4,7 +4,7 @@ import { backoffMs, jitteredBackoffMs } from "../backoff.js";
 import { AgentError, type StepSink } from "../engine/agent.js";
 import { parseRetryAfter, readErrorInfo, redactSecrets, statusError } from "./upstream-errors.js";
 import { Attempt, CancelledTurn, type UpstreamRequest, type UpstreamTimeouts } from "./upstream-attempt.js";
-import type { SseEvent } from "./upstream-sse.js";
+import type { SseEvent } from "@agentwire/protocol/sse";
 
 export type { UpstreamRequest, UpstreamTimeouts } from "./upstream-attempt.js";
 

@@ -1,7 +1,7 @@
 // One HTTP attempt to an upstream: its abort controller, the phase timers, and reading the body as SSE.
 import { ErrorCode } from "@agentwire/protocol";
 import { AgentError } from "../engine/agent.js";
-import { type SseEvent, SseEventTooLarge, SseParser } from "./upstream-sse.js";
+import { type SseEvent, SseEventTooLarge, SseParser } from "@agentwire/protocol/sse";
 
 /** The phase timers of one attempt (ms). */
 export interface UpstreamTimeouts {
@@ -93,7 +93,7 @@ export class Attempt {
   /** The body's SSE events, with the first-byte and idle timers armed around every read. */
   async *events(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent, void, undefined> {
     const reader = body.getReader();
-    const parser = new SseParser(this.maxEventChars);
+    const parser = new SseParser({ maxChars: this.maxEventChars });
     let first = true;
     let done = false;
     try {

@@ -1,5 +1,6 @@
-// An SSE test client over fetch: parses the stream by the WHATWG rules and records every event and comment with its arrival time.
+// An SSE test client over fetch: parses the stream with the shared parser and records every event and comment with its arrival time.
 import type { ServerMessage } from "@agentwire/protocol";
+import { SseParser as StreamParser } from "@agentwire/protocol/sse";
 
 export interface SseEvent {
   /** The `id` field of this event's own block, when it had one. */
@@ -17,70 +18,33 @@ export interface SseComment {
   at: number;
 }
 
-/** Incremental event-stream parser: feed it text as it arrives. */
+/**
+ * The shared event-stream parser (`@agentwire/protocol/sse`), with each event and comment stamped with its arrival
+ * time: feed it text as it arrives.
+ */
 export class SseParser {
-  lastEventId = "";
-  retry: number | null = null;
-  private buffer = "";
-  private skipLf = false;
-  private data: string[] = [];
-  private type = "";
-  private blockId: string | undefined;
+  private readonly parser: StreamParser;
+  private at = 0;
 
   constructor(
     private readonly onEvent: (event: SseEvent) => void,
-    private readonly onComment: (comment: SseComment) => void = () => {},
-  ) {}
+    onComment: (comment: SseComment) => void = () => {},
+  ) {
+    // Tests read streams far larger than one event; the per-event bound is the server's concern here.
+    this.parser = new StreamParser({ maxChars: Number.MAX_SAFE_INTEGER, onComment: (text) => onComment({ text, at: this.at }) });
+  }
+
+  get lastEventId(): string {
+    return this.parser.lastEventId;
+  }
+
+  get retry(): number | null {
+    return this.parser.retry ?? null;
+  }
 
   feed(text: string, at = performance.now()): void {
-    for (const ch of text) {
-      // A CR ends a line; an LF right after it belongs to the same line end, even across chunks.
-      if (this.skipLf) {
-        this.skipLf = false;
-        if (ch === "\n") continue;
-      }
-      if (ch === "\r" || ch === "\n") {
-        this.skipLf = ch === "\r";
-        this.line(this.buffer, at);
-        this.buffer = "";
-      } else {
-        this.buffer += ch;
-      }
-    }
-  }
-
-  private line(line: string, at: number): void {
-    if (line === "") {
-      this.dispatch(at);
-      return;
-    }
-    if (line.startsWith(":")) {
-      this.onComment({ text: line.slice(1), at });
-      return;
-    }
-    const colon = line.indexOf(":");
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "event") this.type = value;
-    else if (field === "data") this.data.push(value);
-    else if (field === "id" && !value.includes("\0")) {
-      this.lastEventId = value;
-      this.blockId = value;
-    } else if (field === "retry" && /^\d+$/.test(value)) this.retry = Number(value);
-  }
-
-  private dispatch(at: number): void {
-    const id = this.blockId;
-    this.blockId = undefined;
-    if (this.data.length === 0) {
-      this.type = "";
-      return;
-    }
-    const event: SseEvent = { id, lastEventId: this.lastEventId, event: this.type || "message", data: this.data.join("\n"), at };
-    this.data = [];
-    this.type = "";
-    this.onEvent(event);
+    this.at = at;
+    for (const e of this.parser.pushText(text)) this.onEvent({ id: e.ownId, lastEventId: e.id, event: e.type, data: e.data, at });
   }
 }
 

@@ -7,7 +7,7 @@ import { ErrorCode } from "@agentwire/protocol";
 import { AgentError, type StepSink } from "../../src/engine/agent.js";
 import { HttpUpstream, type HttpUpstreamOptions, type RetryInfo, sleep } from "../../src/agents/http-upstream.js";
 import { parseRetryAfter, redactSecrets, statusError } from "../../src/agents/upstream-errors.js";
-import type { SseEvent } from "../../src/agents/upstream-sse.js";
+import type { SseEvent } from "@agentwire/protocol/sse";
 import { FakeUpstream, type Reply } from "../helpers/fake-upstream.js";
 import { recordSteps } from "../helpers/step-recorder.js";
 

@@ -1,4 +1,6 @@
-// Incremental server-sent events parser (WHATWG "event stream interpretation") for upstream model streams.
+// Incremental server-sent events parser (WHATWG "event stream interpretation"): the one the server reads model
+// providers' streams with, the tests read agentwire's own streams with, and a client without EventSource can use.
+// Depends on nothing but TextDecoder, so it runs in Node and in browsers alike.
 
 /** One dispatched event. */
 export interface SseEvent {
@@ -8,6 +10,8 @@ export interface SseEvent {
   data: string;
   /** The last event id seen on the stream so far (it persists across events, as in the spec). */
   id: string;
+  /** The `id:` field of this event's own block, when it had one (agentwire's `seq`). */
+  ownId?: string;
   /** The reconnection time set by the latest valid `retry:` field, if any. */
   retry: number | undefined;
 }
@@ -22,6 +26,13 @@ export class SseEventTooLarge extends Error {
 
 /** Default bound on one line and on one event's joined data (characters). */
 export const SSE_MAX_EVENT_CHARS = 1024 * 1024;
+
+export interface SseParserOptions {
+  /** Longest line and longest joined event data (characters). @default SSE_MAX_EVENT_CHARS */
+  maxChars?: number;
+  /** Called with the text after `:` of every comment line (keep-alives, padding), in stream order. */
+  onComment?: (text: string) => void;
+}
 
 /**
  * Push-style parser: feed byte chunks as they arrive, get the events they complete.
@@ -39,17 +50,38 @@ export class SseParser {
   private data = "";
   private hasData = false;
   private eventType = "";
-  private lastEventId = "";
+  private ownId: string | undefined;
+  private lastId = "";
   private retryMs: number | undefined;
   private ended = false;
+  private readonly maxChars: number;
+  private readonly onComment: ((text: string) => void) | undefined;
 
-  constructor(private readonly maxChars = SSE_MAX_EVENT_CHARS) {}
+  constructor(options: SseParserOptions = {}) {
+    this.maxChars = options.maxChars ?? SSE_MAX_EVENT_CHARS;
+    this.onComment = options.onComment;
+  }
 
-  /** Parses a chunk; returns the events it completed, in order. */
+  /** The stream's last event ID so far: what a reconnect sends as `Last-Event-ID`. */
+  get lastEventId(): string {
+    return this.lastId;
+  }
+
+  /** The reconnection time the stream asked for with `retry:`, if it did. */
+  get retry(): number | undefined {
+    return this.retryMs;
+  }
+
+  /** Parses a chunk of bytes; returns the events it completed, in order. */
   push(chunk: Uint8Array): SseEvent[] {
+    return this.pushText(this.decoder.decode(chunk, { stream: true }));
+  }
+
+  /** Parses already-decoded text (a reader that decodes itself); do not mix with `push` on one stream. */
+  pushText(text: string): SseEvent[] {
     if (this.ended) throw new Error("SseParser: push after end");
     const out: SseEvent[] = [];
-    this.feed(this.decoder.decode(chunk, { stream: true }), out);
+    this.feed(text, out);
     return out;
   }
 
@@ -66,6 +98,7 @@ export class SseParser {
     this.data = "";
     this.hasData = false;
     this.eventType = "";
+    this.ownId = undefined;
     return out;
   }
 
@@ -99,7 +132,11 @@ export class SseParser {
       this.dispatch(out);
       return;
     }
-    if (line.charCodeAt(0) === 58) return; // ":" comment, used as keep-alive
+    if (line.charCodeAt(0) === 58) {
+      // ":" comment, used as keep-alive
+      this.onComment?.(line.slice(1));
+      return;
+    }
     const colon = line.indexOf(":");
     let field = line;
     let value = "";
@@ -117,7 +154,10 @@ export class SseParser {
         if (this.data.length > this.maxChars) throw new SseEventTooLarge(this.maxChars);
         break;
       case "id":
-        if (!value.includes("\u0000")) this.lastEventId = value;
+        if (!value.includes("\u0000")) {
+          this.lastId = value;
+          this.ownId = value;
+        }
         break;
       case "retry":
         if (/^[0-9]+$/.test(value)) this.retryMs = Number(value);
@@ -130,8 +170,11 @@ export class SseParser {
   private dispatch(out: SseEvent[]): void {
     // The spec dispatches a lone `data:` line (empty string data) but not an event with no data line.
     if (this.hasData) {
-      out.push({ type: this.eventType || "message", data: this.data, id: this.lastEventId, retry: this.retryMs });
+      const event: SseEvent = { type: this.eventType || "message", data: this.data, id: this.lastId, retry: this.retryMs };
+      if (this.ownId !== undefined) event.ownId = this.ownId;
+      out.push(event);
     }
+    this.ownId = undefined;
     this.data = "";
     this.hasData = false;
     this.eventType = "";
@@ -145,8 +188,8 @@ export type ByteSource = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
  * Yields the events of a byte stream. Stopping early (break, return, throw) cancels the source,
  * which for a fetch body closes the connection.
  */
-export async function* parseSseStream(source: ByteSource): AsyncGenerator<SseEvent, void, undefined> {
-  const parser = new SseParser();
+export async function* parseSseStream(source: ByteSource, options: SseParserOptions = {}): AsyncGenerator<SseEvent, void, undefined> {
+  const parser = new SseParser(options);
   if (isReadableStream(source)) {
     const reader = source.getReader();
     let done = false;

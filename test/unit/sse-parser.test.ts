@@ -1,6 +1,6 @@
 // The SSE parser against the fixtures, every split point, every line-end style, and split UTF-8.
 import { describe, expect, it } from "vitest";
-import { type SseEvent, SseParser, parseSseStream } from "../../src/agents/upstream-sse.js";
+import { type SseEvent, SseParser, parseSseStream } from "@agentwire/protocol/sse";
 import { FIXTURE_NAMES, fixture, splitBytes, variants } from "../helpers/fake-upstream.js";
 
 const enc = new TextEncoder();
@@ -22,7 +22,7 @@ function asJson(events: SseEvent[]): unknown[] {
   return events.map((e) => ({ type: e.type, data: e.data === "[DONE]" ? e.data : JSON.parse(e.data) }));
 }
 
-const ev = (data: string, type = "message", id = "", retry?: number): SseEvent => ({ type, data, id, retry });
+const ev = (data: string, type = "message", id = "", retry?: number, ownId?: string): SseEvent => ({ type, data, id, retry, ...(ownId === undefined ? {} : { ownId }) });
 
 describe("fixtures", () => {
   it("parse to the expected event counts and types", () => {
@@ -113,10 +113,16 @@ describe("fields", () => {
       "",
       "",
     ].join("\n");
-    expect(parseText(text)).toEqual([ev(" two spaces keep one\nno space\n", "update", "7", 1500), ev("x", "message", "", 1500)]);
+    const comments: string[] = [];
+    const parser = new SseParser({ onComment: (c) => comments.push(c) });
+    const events = [...parser.push(enc.encode(text)), ...parser.end()];
+    expect(events).toEqual([ev(" two spaces keep one\nno space\n", "update", "7", 1500, "7"), ev("x", "message", "", 1500, "")]);
+    expect(comments).toEqual([" comment"]);
+    expect([parser.lastEventId, parser.retry]).toEqual(["", 1500]);
   });
 
   it("does not dispatch an event without data, and resets the event type after each block", () => {
+    // The id of a block without data still becomes the stream's last id, but not the next event's own id.
     expect(parseText("event: ping\n\nid: 3\n\ndata: y\n\n")).toEqual([ev("y", "message", "3")]);
   });
 
@@ -125,7 +131,7 @@ describe("fields", () => {
   });
 
   it("ignores an id containing NUL, and keeps the last id across events", () => {
-    expect(parseText("id: 1\ndata: a\n\nid: 2\u0000\ndata: b\n\n")).toEqual([ev("a", "message", "1"), ev("b", "message", "1")]);
+    expect(parseText("id: 1\ndata: a\n\nid: 2\u0000\ndata: b\n\n")).toEqual([ev("a", "message", "1", undefined, "1"), ev("b", "message", "1")]);
   });
 
   it("discards an event not terminated by a blank line at end of stream", () => {
