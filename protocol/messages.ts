@@ -94,6 +94,8 @@ export const TurnStartEvent = z.object({
   turn: turnId,
   /** The full input text that started the turn (buffered partials included). */
   input: z.string(),
+  /** The client's message id of the final `input` that started it, when it had one. */
+  id: z.string().optional(),
 });
 
 export const TokenEvent = z.object({

@@ -111,6 +111,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       maxToolArgsChars: config.AGENTWIRE_MAX_TOOL_ARGS_CHARS,
       turnTimeoutMs: config.AGENTWIRE_TURN_TIMEOUT_MS,
       slowReaderTimeoutMs: config.AGENTWIRE_SLOW_READER_TIMEOUT_MS,
+      messageIdWindow: config.AGENTWIRE_MESSAGE_ID_WINDOW,
     },
     memory: { maxRssBytes: config.AGENTWIRE_MAX_MEMORY_BYTES || defaultMemoryBudget() },
   });

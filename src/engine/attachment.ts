@@ -60,28 +60,33 @@ export class Attachment {
       return;
     }
     const id = message.id;
+    let acked = false;
     // A turn's ack goes out before its turn_start, so a client sees its message taken first.
-    const onTurn = id ? (turn: string) => this.send({ type: "ack", id, turn }) : undefined;
+    const onTurn = id
+      ? (turn: string) => {
+          acked = true;
+          this.send({ type: "ack", id, turn });
+        }
+      : undefined;
     const outcome = this.session.submit(message, onTurn);
     if (outcome instanceof Promise) {
       // Forwarded to the owner on another node: its ack may follow the turn's first events.
       void outcome.then((o) => {
-        if (this.detached) return;
-        if (o.ok && id && o.turn) this.send({ type: "ack", id, turn: o.turn });
-        this.answer(o, id);
+        if (!this.detached) this.answer(o, id, false);
       });
       return;
     }
-    this.answer(outcome, id);
+    this.answer(outcome, id, acked);
   }
 
-  private answer(outcome: SubmitOutcome, id: string | undefined): void {
+  /** `acked`: the turn's ack went out already. A resent message (`duplicate`) gets the ack it got the first time. */
+  private answer(outcome: SubmitOutcome, id: string | undefined, acked: boolean): void {
     if (!outcome.ok) {
       this.sendError(outcome.error, id);
       return;
     }
     if (outcome.reply) this.send(outcome.reply);
-    else if (id && !outcome.turn) this.send({ type: "ack", id });
+    else if (id && !acked) this.send(outcome.turn ? { type: "ack", id, turn: outcome.turn } : { type: "ack", id });
   }
 
   /** Reports a frame the transport could not parse; the connection stays. */

@@ -48,6 +48,8 @@ export interface EngineLimits {
   turnTimeoutMs: number;
   /** A lagging link that takes nothing for this long is closed with 4000 (ms). @default 15000 */
   slowReaderTimeoutMs: number;
+  /** Client message ids a session remembers, so a resent message is answered, not applied again; 0 turns it off. @default 64 */
+  messageIdWindow: number;
 }
 
 export const defaultLimits: EngineLimits = {
@@ -73,6 +75,7 @@ export const defaultLimits: EngineLimits = {
   maxToolArgsChars: 64 * 1024,
   turnTimeoutMs: 600_000,
   slowReaderTimeoutMs: 15_000,
+  messageIdWindow: 64,
 };
 
 export interface EngineContext {

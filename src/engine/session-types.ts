@@ -2,6 +2,7 @@
 import type { ClientMessage, ErrorCode, ServerMessage, ToolDeclaration } from "@agentwire/protocol";
 import type { HistoryMessage } from "./agent.js";
 import type { EventLog, LogEntry } from "./event-log.js";
+import type { MessageIdEntry } from "./message-ids.js";
 
 /** Why a client message was refused: a code, which transports map through `ERRORS` (HTTP status, close code). */
 export interface SubmitError {
@@ -12,7 +13,8 @@ export interface SubmitError {
   field?: string;
 }
 
-export type SubmitOutcome = { ok: true; turn?: string; reply?: ServerMessage } | { ok: false; error: SubmitError };
+/** `duplicate`: the message id was taken before; nothing was applied again and `turn` is the one it started then. */
+export type SubmitOutcome = { ok: true; turn?: string; reply?: ServerMessage; duplicate?: true } | { ok: false; error: SubmitError };
 
 /** What a session persists for takeover by another node: everything but the log (stored apart). */
 export interface SessionState {
@@ -21,6 +23,8 @@ export interface SessionState {
   clientTools: ToolDeclaration[];
   history: HistoryMessage[];
   turnCounter: number;
+  /** The window of client message ids taken (absent when empty, and in states saved before it existed). */
+  messageIds?: MessageIdEntry[];
 }
 
 /** How a replica reaches the owner of its session (another node). */

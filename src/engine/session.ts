@@ -14,6 +14,7 @@ import type { Attachment } from "./attachment.js";
 import type { EngineContext } from "./context.js";
 import { frozenEmpty } from "./empty.js";
 import { EventLog, type LogEntry } from "./event-log.js";
+import { ID_CONFLICT, MessageIds, fingerprint } from "./message-ids.js";
 import { TokenBucket } from "./rate.js";
 import { trimHistory } from "./history.js";
 import { type AttachedSession, type OwnerHooks, type OwnerLink, type SessionSnapshot, type SessionState, type SubmitOutcome, refuse } from "./session-types.js";
@@ -41,6 +42,8 @@ export class Session implements AttachedSession<Attachment> {
   private turnCounter = 0;
   /** Made with the first message: most sessions at rest never need one. */
   private inputRate: TokenBucket | null = null;
+  /** Created with the first message that carries an id: an idle session holds none. */
+  private messageIds: MessageIds | null = null;
   private ended = false;
   /**
    * `owner`: this node runs the session's turns and assigns seq. `replica`: another node owns it;
@@ -112,7 +115,9 @@ export class Session implements AttachedSession<Attachment> {
 
   /** The state another node needs to take this session over. */
   state(): SessionState {
-    return { model: this.model, system: this.system, clientTools: this.clientTools, history: this.history, turnCounter: this.turnCounter };
+    const state: SessionState = { model: this.model, system: this.system, clientTools: this.clientTools, history: this.history, turnCounter: this.turnCounter };
+    if (this.messageIds && this.messageIds.size > 0) state.messageIds = this.messageIds.entries();
+    return state;
   }
 
   /**
@@ -126,12 +131,16 @@ export class Session implements AttachedSession<Attachment> {
       this.clientTools = state.clientTools;
       this.history.splice(0, this.history.length, ...state.history);
       this.turnCounter = Math.max(this.turnCounter, state.turnCounter);
+      if (state.messageIds) this.messageIds = MessageIds.restore(state.messageIds, this.ctx.limits.messageIdWindow);
     }
     let orphan: string | null = null;
     let orphanText = "";
     let orphanInput = "";
     for (const { event } of this.log.after(this.log.firstSeq - 1).entries) {
       if (event.type === "turn_start") {
+        // The input that started a turn is in the log before any state is saved: a resend of it
+        // to this node must find it too.
+        if (event.id && this.ids().find(event.id, -1) === undefined) this.ids().remember(event.id, -1, event.turn);
         orphan = event.turn;
         orphanText = "";
         orphanInput = event.input;
@@ -192,6 +201,26 @@ export class Session implements AttachedSession<Attachment> {
     if (waitMs > 0) {
       return refuse(ErrorCode.RateLimited, "too many messages for this session", { retryable: true, retryAfterMs: waitMs });
     }
+    const id = message.type === "ping" || message.type === "resume" ? undefined : message.id;
+    if (id === undefined || this.ctx.limits.messageIdWindow === 0) return this.apply(message, onTurn);
+    const print = fingerprint(message);
+    const taken = this.ids().find(id, print);
+    if (taken === ID_CONFLICT) return refuse(ErrorCode.InvalidMessage, `message id "${id}" was already used for a different message`, { field: "id" });
+    // Taken before: answer as the first time (the same turn), change nothing.
+    if (taken) return { ok: true, turn: taken.turn, duplicate: true };
+    // Remembered before it applies, so a state saved while it applies (configure) holds the id.
+    this.ids().remember(id, print);
+    const outcome = this.apply(message, onTurn);
+    if (outcome.ok) this.ids().settle(id, outcome.turn);
+    else this.ids().forget(id);
+    return outcome;
+  }
+
+  private ids(): MessageIds {
+    return (this.messageIds ??= new MessageIds(this.ctx.limits.messageIdWindow));
+  }
+
+  private apply(message: ClientMessage, onTurn?: (turnId: string) => void): SubmitOutcome {
     switch (message.type) {
       case "input":
         return this.input(message, onTurn);
@@ -243,7 +272,7 @@ export class Session implements AttachedSession<Attachment> {
       return refuse(ErrorCode.RateLimited, "the server is running its maximum number of turns", { retryable: true, retryAfterMs: 1000 });
     }
     this.pending = "";
-    return { ok: true, turn: this.startTurn(text, onTurn) };
+    return { ok: true, turn: this.startTurn(text, message.id, onTurn) };
   }
 
   private configure(message: ConfigureMessage): SubmitOutcome {
@@ -271,10 +300,11 @@ export class Session implements AttachedSession<Attachment> {
     return { ok: true };
   }
 
-  private startTurn(input: string, onTurn?: (turnId: string) => void): string {
+  private startTurn(input: string, messageId: string | undefined, onTurn?: (turnId: string) => void): string {
     const id = `t${++this.turnCounter}`;
     onTurn?.(id);
     const turn = new Turn(id, input, {
+      messageId,
       sessionId: this.id,
       agent: this.ctx.agent,
       tools: this.ctx.tools,

@@ -19,6 +19,8 @@ export interface TurnRecord {
 
 export interface TurnDeps {
   sessionId: string;
+  /** The client's id of the input that started the turn, logged in `turn_start`. */
+  messageId?: string;
   agent: Agent;
   tools: ToolRegistry;
   model: string | undefined;
@@ -87,7 +89,9 @@ export class Turn {
 
   /** Starts the turn; the returned promise settles when the agent work is over (turn_end may come earlier on cancel). */
   async run(): Promise<void> {
-    this.deps.emit({ type: "turn_start", turn: this.id, input: this.record.input });
+    const start: LoggedEventInput = { type: "turn_start", turn: this.id, input: this.record.input };
+    if (this.deps.messageId !== undefined) start.id = this.deps.messageId;
+    this.deps.emit(start);
     const { timeoutMs } = this.deps;
     this.deadline = setTimeout(() => this.fail(new AgentError(ErrorCode.UpstreamTimeout, `the turn ran longer than ${timeoutMs} ms`, true)), timeoutMs);
     this.deadline.unref();

@@ -8,7 +8,7 @@ export interface CorsPolicy {
 }
 
 /** Request headers a browser client needs: the token, JSON bodies, and the position EventSource sends on reconnect. */
-const ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID";
+const ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID";
 /** Response headers outside the CORS safelist that clients read: where to poll a turn, and when to retry. */
 const EXPOSED_HEADERS = "Location, Retry-After";
 const PREFLIGHT_MAX_AGE_S = "600";

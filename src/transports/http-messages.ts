@@ -71,6 +71,16 @@ export async function postMessage(res: HttpResponse, req: HttpRequest, engine: E
     sendError(res, state, 400, { code, message, field, retryable: false }, headers);
     return;
   }
+  // `Idempotency-Key` is the message id for clients that retry requests whole (the same limits as `id`).
+  const key = info.headers["idempotency-key"];
+  if (key !== undefined && parsed.message.type !== "ping" && parsed.message.type !== "resume") {
+    if (key.length < 1 || key.length > 128 || (parsed.message.id !== undefined && parsed.message.id !== key)) {
+      const message = key.length < 1 || key.length > 128 ? "Idempotency-Key must be 1 to 128 characters" : "Idempotency-Key and the message id differ";
+      sendError(res, state, 400, { code: ErrorCode.InvalidMessage, message, field: "idempotency-key", retryable: false }, headers);
+      return;
+    }
+    parsed.message.id = key;
+  }
   // A session owned by another node answers through it, asynchronously.
   const outcome = await engine.submit(session, parsed.message);
   if (!outcome.ok) {

@@ -32,7 +32,7 @@ describe("CORS for configured origins", () => {
         allow,
         "access-control-allow-origin": APP,
         "access-control-allow-methods": allow,
-        "access-control-allow-headers": "Authorization, Content-Type, Last-Event-ID",
+        "access-control-allow-headers": "Authorization, Content-Type, Idempotency-Key, Last-Event-ID",
         "access-control-max-age": "600",
         vary: "Origin",
       });
