@@ -10,6 +10,7 @@ export default defineConfig({
       { find: /^@agentwire\/protocol$/, replacement: here("./protocol/index.ts") },
       { find: /^@agentwire\/protocol\/codes$/, replacement: here("./protocol/codes.ts") },
       { find: /^@agentwire\/protocol\/sse$/, replacement: here("./protocol/sse.ts") },
+      { find: /^@agentwire\/client$/, replacement: here("./client/src/index.ts") },
       { find: /^agentwire$/, replacement: here("./src/index.ts") },
     ],
   },

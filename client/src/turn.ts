@@ -1,0 +1,125 @@
+// One turn as the application sees it: its events as they stream (callbacks or async iteration), the text so far,
+// and how it ended.
+import type { LoggedEvent, TurnStatus } from "@agentwire/protocol";
+import { Emitter } from "./emitter.js";
+import type { AgentwireError } from "./errors.js";
+
+export interface TurnUsage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export interface TurnResult {
+  status: TurnStatus;
+  /** `stop`, `cancelled`, `interrupted`, an error code... */
+  reason: string;
+  text: string;
+  usage: TurnUsage | null;
+}
+
+export interface TurnEvents {
+  /** Every logged event of the turn, once each, in `seq` order. */
+  event: LoggedEvent;
+  /** A piece of answer text (merged frames arrive as one piece). */
+  text: string;
+  end: TurnResult;
+}
+
+/** How a turn reaches its client (cancel) without a dependency on it. */
+export interface TurnOwner {
+  cancel(turn?: string): Promise<void>;
+}
+
+export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEvent> {
+  /** The server's turn id (`t3`), once the input's ack or the turn's `turn_start` named it. */
+  id: string | null = null;
+  /** `pending` until the turn starts; `running`; then its final status. */
+  status: "pending" | "running" | TurnStatus = "pending";
+  text = "";
+  reason: string | null = null;
+  usage: TurnUsage | null = null;
+  /** Resolves when the turn ends (whatever its status); rejects when the input that would start it was refused. */
+  readonly done: Promise<TurnResult>;
+  private readonly events: LoggedEvent[] = [];
+  private failure: AgentwireError | null = null;
+  private finished = false;
+  private wake: (() => void) | null = null;
+  private settle!: { resolve: (r: TurnResult) => void; reject: (e: AgentwireError) => void };
+
+  constructor(
+    private readonly owner: TurnOwner,
+    /** The id of the client message that started it; undefined for a turn started elsewhere. */
+    readonly messageId: string | undefined,
+  ) {
+    super();
+    this.done = new Promise<TurnResult>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    // A caller that never awaits `done` must not see an unhandled rejection.
+    this.done.catch(() => {});
+  }
+
+  /** Cancels the turn; resolves when the server has taken the cancel. */
+  cancel(): Promise<void> {
+    return this.owner.cancel(this.id ?? undefined);
+  }
+
+  get ended(): boolean {
+    return this.finished;
+  }
+
+  /** @internal The server named the turn. */
+  bind(id: string): void {
+    this.id ??= id;
+    if (this.status === "pending") this.status = "running";
+  }
+
+  /** @internal One logged event of this turn. */
+  receive(event: LoggedEvent): void {
+    if (this.finished) return;
+    if (event.type === "turn_start") this.bind(event.turn);
+    this.events.push(event);
+    this.emit("event", event);
+    if (event.type === "token") {
+      this.text += event.text;
+      this.emit("text", event.text);
+    } else if (event.type === "usage") {
+      this.usage = { inputTokens: event.inputTokens, outputTokens: event.outputTokens };
+    } else if (event.type === "turn_end") {
+      this.finished = true;
+      this.status = event.status;
+      this.reason = event.reason;
+      const result: TurnResult = { status: event.status, reason: event.reason, text: this.text, usage: this.usage };
+      this.emit("end", result);
+      this.settle.resolve(result);
+    }
+    this.wake?.();
+  }
+
+  /** @internal The input was refused: the turn never starts. */
+  fail(error: AgentwireError): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.failure = error;
+    this.settle.reject(error);
+    this.wake?.();
+  }
+
+  /** Iterates the turn's logged events from its first, ending after `turn_end`; throws if the input was refused. */
+  async *[Symbol.asyncIterator](): AsyncIterator<LoggedEvent> {
+    let next = 0;
+    for (;;) {
+      while (next < this.events.length) yield this.events[next++] as LoggedEvent;
+      if (this.failure) throw this.failure;
+      if (this.finished) return;
+      await new Promise<void>((resolve) => {
+        const previous = this.wake;
+        this.wake = () => {
+          this.wake = previous;
+          previous?.();
+          resolve();
+        };
+      });
+    }
+  }
+}
