@@ -13,23 +13,13 @@ describe("malformed frames over WebSocket", () => {
   });
   afterAll(() => server.close());
 
+  // What only a WebSocket can send; every other class of bad message is in test/conformance/bad-input.test.ts.
   const cases: { name: string; frame: string | Buffer; binary?: boolean; error: Record<string, unknown> }[] = [
-    { name: "not JSON", frame: "{nope", error: { code: ErrorCode.InvalidJson } },
-    { name: "not an object", frame: "[1,2]", error: { code: ErrorCode.InvalidMessage } },
-    { name: "no type", frame: '{"id":"a1","text":"x"}', error: { code: ErrorCode.InvalidMessage, field: "type", id: "a1" } },
-    { name: "unknown type", frame: '{"type":"launch","id":"a2"}', error: { code: ErrorCode.UnknownType, field: "type", id: "a2" } },
-    { name: "missing field", frame: '{"type":"input","id":"a3"}', error: { code: ErrorCode.InvalidMessage, field: "text", id: "a3" } },
-    { name: "mistyped field", frame: '{"type":"input","id":"a4","text":"x","final":"yes"}', error: { code: ErrorCode.InvalidMessage, field: "final", id: "a4" } },
-    { name: "unknown field", frame: '{"type":"cancel","id":"a5","turnn":"t1"}', error: { code: ErrorCode.InvalidMessage, field: "turnn", id: "a5" } },
-    { name: "nested field", frame: '{"type":"configure","id":"a6","tools":[{"name":"bad name!"}]}', error: { code: ErrorCode.InvalidMessage, field: "tools.0.name", id: "a6" } },
-    { name: "negative resume", frame: '{"type":"resume","id":"a7","afterSeq":-1}', error: { code: ErrorCode.InvalidMessage, field: "afterSeq", id: "a7" } },
     { name: "binary frame", frame: Buffer.from([1, 2, 3]), binary: true, error: { code: ErrorCode.BinaryNotSupported } },
-    { name: "oversized frame", frame: JSON.stringify({ type: "input", text: "x".repeat(MAX + 10) }), error: { code: ErrorCode.PayloadTooLarge } },
-    { name: "empty input", frame: '{"type":"input","id":"a8","text":"   "}', error: { code: ErrorCode.InvalidMessage, field: "text", id: "a8" } },
-    { name: "tool_result with no call", frame: '{"type":"tool_result","id":"a9","callId":"c1","output":1}', error: { code: ErrorCode.ToolCallNotFound, field: "callId", id: "a9" } },
+    { name: "negative resume", frame: '{"type":"resume","id":"a7","afterSeq":-1}', error: { code: ErrorCode.InvalidMessage, field: "afterSeq", id: "a7" } },
   ];
 
-  it("answers every class with its code, field and id, keeps the connection, and still completes a turn", async () => {
+  it("answers a binary frame and a bad resume position with their code, field and id, keeps the connection, and still completes a turn", async () => {
     const s = await server.createSession();
     const client = await TestClient.connect(TestClient.sessionUrl(server.wsBase, s));
     await client.next("session");
