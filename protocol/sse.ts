@@ -32,6 +32,8 @@ export interface SseParserOptions {
   maxChars?: number;
   /** Called with the text after `:` of every comment line (keep-alives, padding), in stream order. */
   onComment?: (text: string) => void;
+  /** Called with each event as it completes, in stream order with the comments; `push` then returns none. */
+  onEvent?: (event: SseEvent) => void;
 }
 
 /**
@@ -56,10 +58,12 @@ export class SseParser {
   private ended = false;
   private readonly maxChars: number;
   private readonly onComment: ((text: string) => void) | undefined;
+  private readonly onEvent: ((event: SseEvent) => void) | undefined;
 
   constructor(options: SseParserOptions = {}) {
     this.maxChars = options.maxChars ?? SSE_MAX_EVENT_CHARS;
     this.onComment = options.onComment;
+    this.onEvent = options.onEvent;
   }
 
   /** The stream's last event ID so far: what a reconnect sends as `Last-Event-ID`. */
@@ -172,7 +176,8 @@ export class SseParser {
     if (this.hasData) {
       const event: SseEvent = { type: this.eventType || "message", data: this.data, id: this.lastId, retry: this.retryMs };
       if (this.ownId !== undefined) event.ownId = this.ownId;
-      out.push(event);
+      if (this.onEvent) this.onEvent(event);
+      else out.push(event);
     }
     this.ownId = undefined;
     this.data = "";

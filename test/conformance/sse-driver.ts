@@ -9,19 +9,6 @@ import { EventRecord } from "./event-record.js";
 /** `: close 4000 slow_consumer`: how the server says why it ends a stream. */
 const CLOSE_COMMENT = /^ close (\d{4}) ([a-z_]+)$/;
 
-/**
- * Feeds one block (up to a blank line) at a time: the parser reports a comment as it reads it but
- * the events of a fed text only once the whole text is read, so this keeps the two in stream order.
- */
-function feedInOrder(parser: SseParser, text: string): void {
-  let start = 0;
-  for (let end = text.indexOf("\n\n"); end >= 0; end = text.indexOf("\n\n", start)) {
-    parser.feed(text.slice(start, end + 2));
-    start = end + 2;
-  }
-  if (start < text.length) parser.feed(text.slice(start));
-}
-
 class SseLink implements Link {
   readonly record = new EventRecord();
   private closeComment: LinkClose | null = null;
@@ -87,7 +74,7 @@ class SseLink implements Link {
         if (this.paused) await this.paused.promise;
         const { done, value } = await reader.read();
         if (done) break;
-        feedInOrder(parser, decoder.decode(value, { stream: true }));
+        parser.feed(decoder.decode(value, { stream: true }));
       }
     } catch {
       // Aborted or cut: the stream is over either way.

@@ -31,7 +31,12 @@ export class SseParser {
     onComment: (comment: SseComment) => void = () => {},
   ) {
     // Tests read streams far larger than one event; the per-event bound is the server's concern here.
-    this.parser = new StreamParser({ maxChars: Number.MAX_SAFE_INTEGER, onComment: (text) => onComment({ text, at: this.at }) });
+    // Events and comments come out in stream order (a close comment after the events before it).
+    this.parser = new StreamParser({
+      maxChars: Number.MAX_SAFE_INTEGER,
+      onComment: (text) => onComment({ text, at: this.at }),
+      onEvent: (e) => this.onEvent({ id: e.ownId, lastEventId: e.id, event: e.type, data: e.data, at: this.at }),
+    });
   }
 
   get lastEventId(): string {
@@ -44,7 +49,7 @@ export class SseParser {
 
   feed(text: string, at = performance.now()): void {
     this.at = at;
-    for (const e of this.parser.pushText(text)) this.onEvent({ id: e.ownId, lastEventId: e.id, event: e.type, data: e.data, at });
+    this.parser.pushText(text);
   }
 }
 

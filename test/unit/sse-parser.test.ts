@@ -130,6 +130,13 @@ describe("fields", () => {
     expect(parseText("data:\nfoo: bar\n\n")).toEqual([ev("")]);
   });
 
+  it("with onEvent, hands events and comments over in stream order", () => {
+    const order: string[] = [];
+    const parser = new SseParser({ onComment: (c) => order.push(`comment:${c}`), onEvent: (e) => order.push(`event:${e.data}`) });
+    expect(parser.push(enc.encode("data: a\n\n: mid\ndata: b\n\n: close 4000 slow_consumer\n\n"))).toEqual([]);
+    expect(order).toEqual(["event:a", "comment: mid", "event:b", "comment: close 4000 slow_consumer"]);
+  });
+
   it("ignores an id containing NUL, and keeps the last id across events", () => {
     expect(parseText("id: 1\ndata: a\n\nid: 2\u0000\ndata: b\n\n")).toEqual([ev("a", "message", "1", undefined, "1"), ev("b", "message", "1")]);
   });
