@@ -249,11 +249,13 @@ export class Session implements AttachedSession<Attachment> {
     if (draining) {
       return refuse(ErrorCode.ServerDraining, "the server is shutting down: send this again shortly", { retryable: true, retryAfterMs: draining.retryAfterMs });
     }
-    if (message.interrupt && this.activeTurn) this.activeTurn.cancel("interrupted");
     const text = this.pending + message.text;
     if (text.length > limits.maxInputChars) {
       return refuse(ErrorCode.InputTooLarge, `input exceeds ${limits.maxInputChars} characters`, { field: "text" });
     }
+    if (message.final && text.trim().length === 0) return refuse(ErrorCode.InvalidMessage, "input text is empty", { field: "text" });
+    // Only an input that will be taken interrupts: a refused one changes nothing, the running turn included.
+    if (message.interrupt && this.activeTurn) this.activeTurn.cancel("interrupted");
     if (!message.final) {
       this.pending = text;
       return { ok: true };
@@ -264,7 +266,6 @@ export class Session implements AttachedSession<Attachment> {
         field: "interrupt",
       });
     }
-    if (text.trim().length === 0) return refuse(ErrorCode.InvalidMessage, "input text is empty", { field: "text" });
     if (this.ctx.memory.overloaded) {
       return refuse(ErrorCode.Overloaded, "the server is at its memory budget: retry shortly", { retryable: true, retryAfterMs: OVERLOADED_RETRY_MS });
     }

@@ -85,6 +85,24 @@ describe("engine turns", () => {
     expect(agent.signals[0]?.aborted).toBe(true);
   });
 
+  it("a refused input with interrupt (too large, empty) leaves the running turn running", async () => {
+    const agent = new GateAgent();
+    const { sink, attachment, session } = await setup(agent, { maxInputChars: 8 });
+    attachment.receive({ type: "input", text: "first", final: true, interrupt: false });
+    await sink.until((m) => m.some((x) => x.type === "token"));
+    attachment.receive({ type: "input", id: "big", text: "far too long", final: true, interrupt: true });
+    attachment.receive({ type: "input", id: "empty", text: "  ", final: true, interrupt: true });
+    attachment.receive({ type: "input", id: "partial", text: "123456789", final: false, interrupt: true });
+    expect(sink.messages.filter((m) => m.type === "error").map((m) => [m.id, m.code, m.field])).toEqual([
+      ["big", ErrorCode.InputTooLarge, "text"],
+      ["empty", ErrorCode.InvalidMessage, "text"],
+      ["partial", ErrorCode.InputTooLarge, "text"],
+    ]);
+    expect([session.activeTurn?.id, agent.signals[0]?.aborted]).toEqual(["t1", false]);
+    agent.release();
+    expect((await sink.until((m) => ended(m))).at(-1)).toMatchObject({ type: "turn_end", status: "completed" });
+  });
+
   it("input while a turn runs without interrupt is refused with turn_active and loses nothing", async () => {
     const agent = new GateAgent();
     const { sink, attachment } = await setup(agent);
