@@ -116,6 +116,7 @@ export class AgentwireClient extends Emitter<ClientEvents> {
   private readonly idPrefix = `${randomId()}-`;
   private counter = 0;
   private timers = new Set<ReturnType<typeof setTimeout>>();
+  private readonly onShut = new Set<() => void>();
   private liveness: ReturnType<typeof setInterval> | null = null;
   private persistTimer: ReturnType<typeof setTimeout> | null = null;
   private opened: { promise: Promise<void>; resolve: () => void; reject: (e: AgentwireError) => void } | null = null;
@@ -146,14 +147,15 @@ export class AgentwireClient extends Emitter<ClientEvents> {
     try {
       if (!this.useSse) this.WS = await this.webSocketImpl();
       this.session = await this.findSession();
-      this.persistNow();
-      this.liveness = setInterval(() => this.checkLiveness(), Math.min(this.options.pingIntervalMs ?? 10_000, 1_000));
-      this.openLink();
     } catch (err) {
+      ready.catch(() => undefined);
       const error = err instanceof AgentwireError ? err : new AgentwireError(ErrorCode.Internal, String((err as Error)?.message ?? err), true);
-      this.shut({ code: CloseCode.InternalError, message: error.message });
+      this.shut({ code: error.code === "client_closed" ? CloseCode.Normal : CloseCode.InternalError, message: error.message });
       throw error;
     }
+    this.persistNow();
+    this.liveness = setInterval(() => this.checkLiveness(), Math.min(this.options.pingIntervalMs ?? 10_000, 1_000));
+    this.openLink();
     return ready;
   }
 
@@ -246,15 +248,29 @@ export class AgentwireClient extends Emitter<ClientEvents> {
     return this.createSession();
   }
 
+  /** Creates a session, retrying through network failures and retryable refusals (with backoff) until the client closes. */
   private async createSession(): Promise<StoredSession> {
-    const headers: Record<string, string> = {};
-    if (this.options.getToken) headers.authorization = `Bearer ${await this.options.getToken()}`;
-    const res = await this.fetchFn(this.url("/v1/sessions"), { method: "POST", headers });
-    if (res.status !== 201) throw await httpError(res);
-    const created = (await res.json()) as CreateSessionResponse;
-    this.positioned = true;
-    this.lastSeq = 0;
-    return { sessionId: created.sessionId, token: created.token, lastSeq: 0 };
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new AgentwireError("client_closed", "the client is closed");
+      const headers: Record<string, string> = {};
+      if (this.options.getToken) headers.authorization = `Bearer ${await this.options.getToken()}`;
+      let res: Response | null = null;
+      try {
+        res = await this.fetchFn(this.url("/v1/sessions"), { method: "POST", headers });
+      } catch {
+        // The network: try again.
+      }
+      if (res?.status === 201) {
+        const created = (await res.json()) as CreateSessionResponse;
+        this.positioned = true;
+        this.lastSeq = 0;
+        return { sessionId: created.sessionId, token: created.token, lastSeq: 0 };
+      }
+      const error = res ? await httpError(res) : null;
+      if (error && !error.retryable) throw error;
+      this.setState("connecting", null, { code: ABNORMAL, message: error?.message ?? "the server cannot be reached" });
+      await this.pause(error?.retryAfterMs ?? this.backoff(attempt));
+    }
   }
 
   private requireSession(): StoredSession {
@@ -496,6 +512,7 @@ export class AgentwireClient extends Emitter<ClientEvents> {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    for (const wake of [...this.onShut]) wake();
     if (this.liveness) clearInterval(this.liveness);
     this.persistNow();
     const link = this.link;
@@ -516,6 +533,18 @@ export class AgentwireClient extends Emitter<ClientEvents> {
     const same = this.state.status === status && this.state.transport === transport && this.state.reason?.code === reason?.code;
     this.state = reason ? { status, transport, reason } : { status, transport };
     if (!same) this.emit("state", this.state);
+  }
+
+  /** Waits `ms`, or less when the client closes meanwhile. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        this.onShut.delete(wake);
+        resolve();
+      };
+      this.onShut.add(wake);
+      this.later(wake, ms);
+    });
   }
 
   private later(fn: () => void, ms: number): void {

@@ -148,6 +148,13 @@ export function openSse(fetchFn: typeof fetch, urls: SseUrls, token: string, han
         const m = /^ ?close (\d+) ?(.*)$/.exec(text);
         if (m) [closeCode, closeReason] = [Number(m[1]), m[2] as string];
       },
+      onEvent: (event) => {
+        try {
+          handlers.frame(JSON.parse(event.data) as ServerMessage);
+        } catch {
+          // Not JSON: not ours.
+        }
+      },
     });
     const reader = res.body.getReader();
     try {
@@ -155,13 +162,7 @@ export function openSse(fetchFn: typeof fetch, urls: SseUrls, token: string, han
         const { done: finished, value } = await reader.read();
         if (finished) break;
         handlers.activity();
-        for (const event of parser.push(value)) {
-          try {
-            handlers.frame(JSON.parse(event.data) as ServerMessage);
-          } catch {
-            // Not JSON: not ours.
-          }
-        }
+        parser.push(value);
       }
     } catch {
       // Aborted or cut: the end below says so.
