@@ -32,13 +32,16 @@ export interface Link {
   close(): void;
 }
 
-/** The parts of a WebSocket the client uses: the browser's, Node 22's, or the `ws` package's. */
+/**
+ * The parts of a WebSocket the client uses: the browser's, Node 22's, or the `ws` package's. Handler
+ * parameters are typed loosely (`never`) so each implementation's own event types fit.
+ */
 export interface WebSocketLike {
   readonly readyState: number;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: ((event: never) => void) | null;
+  onmessage: ((event: never) => void) | null;
+  onclose: ((event: never) => void) | null;
+  onerror: ((event: never) => void) | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
@@ -63,7 +66,7 @@ export function openWebSocket(WS: WebSocketConstructor, url: string, token: stri
   ws.onopen = () => {
     opened = true;
   };
-  ws.onmessage = (event) => {
+  ws.onmessage = (event: { data: unknown }) => {
     handlers.activity();
     if (typeof event.data !== "string") return;
     let message: ServerMessage;
@@ -74,7 +77,7 @@ export function openWebSocket(WS: WebSocketConstructor, url: string, token: stri
     }
     handlers.frame(message);
   };
-  ws.onclose = (event) => end(event.code, event.reason);
+  ws.onclose = (event: { code: number; reason: string }) => end(event.code, event.reason);
   ws.onerror = () => {
     // A close event follows an error in browsers; `ws` may not send one for a refused connection.
     if (!opened) setTimeout(() => end(ABNORMAL, "connection failed"), 0);

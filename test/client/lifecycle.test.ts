@@ -16,7 +16,7 @@ afterEach(() => {
 });
 
 function client(url: string, options: Partial<ClientOptions> = {}) {
-  const c = new AgentwireClient({ url, WebSocket: WebSocket as never, store: memoryStore(), reconnect: { baseMs: 5, maxMs: 20 }, ...options });
+  const c = new AgentwireClient({ url, WebSocket, store: memoryStore(), reconnect: { baseMs: 5, maxMs: 20 }, ...options });
   clients.push(c);
   const states: ConnectionState[] = [];
   const logged: LoggedEvent[] = [];

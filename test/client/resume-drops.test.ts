@@ -13,7 +13,7 @@ const isLogged = (m: ServerMessage): m is LoggedEvent => "seq" in m && typeof m.
 const withoutInputId = (e: LoggedEvent): LoggedEvent => (e.type === "turn_start" ? { type: e.type, seq: e.seq, turn: e.turn, input: e.input } : e);
 
 export function client(base: string, transport: TransportName | "auto" = "auto") {
-  return new AgentwireClient({ url: base, WebSocket: WebSocket as never, store: memoryStore(), transport, reconnect: { baseMs: 5, maxMs: 20 } });
+  return new AgentwireClient({ url: base, WebSocket, store: memoryStore(), transport, reconnect: { baseMs: 5, maxMs: 20 } });
 }
 
 /** Runs one turn; `onEvent(k)` is called as the k-th logged event reaches the application (1-based). */

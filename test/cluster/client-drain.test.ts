@@ -29,7 +29,7 @@ describe.runIf(run)("the client and a draining node", () => {
   });
 
   it("waits reconnectAfterMs (with jitter), then resumes on the next node", async () => {
-    const client = new AgentwireClient({ url: proxy.base, WebSocket: WebSocket as never, store: memoryStore(), reconnect: { baseMs: 5, maxMs: 20 } });
+    const client = new AgentwireClient({ url: proxy.base, WebSocket, store: memoryStore(), reconnect: { baseMs: 5, maxMs: 20 } });
     const logged: LoggedEvent[] = [];
     let drainedAt = 0;
     client.on("message", (m: ServerMessage) => {

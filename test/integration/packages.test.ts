@@ -28,6 +28,17 @@ async function pack(dir: string, destination: string): Promise<Packed> {
 
 const paths = (p: Packed) => p.files.map((f) => f.path).sort();
 
+/** A user's Node program on the installed client. */
+const TALK = `import { AgentwireClient } from "@agentwire/client";
+import WebSocket from "ws";
+
+const client = new AgentwireClient({ url: process.argv[2] as string, WebSocket, store: null });
+await client.connect();
+const result = await client.send("hello through the client").done;
+console.log(JSON.stringify(result));
+client.close();
+`;
+
 /** Installs a tarball as npm would lay it out: extracted under node_modules, its declared dependencies beside it. */
 async function install(project: string, tarball: string, name: string): Promise<Record<string, string>> {
   const target = join(project, "node_modules", name);
@@ -56,10 +67,11 @@ describe("the packages as npm ships them", () => {
   let scratch: string;
   let server: Packed;
   let protocol: Packed;
+  let client: Packed;
 
   beforeAll(async () => {
     scratch = await mkdtemp(join(tmpdir(), "agentwire-pack-"));
-    [server, protocol] = await Promise.all([pack(".", scratch), pack("protocol", scratch)]);
+    [server, protocol, client] = await Promise.all([pack(".", scratch), pack("protocol", scratch), pack("client", scratch)]);
   }, 60_000);
   afterAll(() => rm(scratch, { recursive: true, force: true }));
 
@@ -75,6 +87,12 @@ describe("the packages as npm ships them", () => {
     expect(paths(protocol)).toEqual(expect.arrayContaining(["LICENSE", "README.md", "schema.json", "dist/index.js", "dist/index.d.ts", "dist/codes.js", "dist/codes.d.ts"]));
   });
 
+  it("@agentwire/client ships its built files, the README and the license", () => {
+    expect(client.name).toBe("@agentwire/client");
+    for (const path of paths(client)) expect(path).toMatch(/^(package\.json|README\.md|LICENSE|dist\/[a-z-]+\.(js|d\.ts))$/);
+    expect(paths(client)).toEqual(expect.arrayContaining(["LICENSE", "README.md", "dist/index.js", "dist/index.d.ts"]));
+  });
+
   describe("installed into a new project", () => {
     let project: string;
     let child: ChildProcess | undefined;
@@ -85,6 +103,10 @@ describe("the packages as npm ships them", () => {
       const deps = {
         ...(await install(project, join(scratch, server.filename), "agentwire")),
         ...(await install(project, join(scratch, protocol.filename), "@agentwire/protocol")),
+        ...(await install(project, join(scratch, client.filename), "@agentwire/client")),
+        // The client's optional peer, for Node 20 (no global WebSocket), with its types as a user installs them.
+        ws: "*",
+        "@types/ws": "*",
       };
       // Third-party dependencies come from this checkout's node_modules: only the declared ones are reachable.
       for (const dep of Object.keys(deps)) {
@@ -93,6 +115,7 @@ describe("the packages as npm ships them", () => {
         await symlink(join(repo, "node_modules", dep), join(project, "node_modules", dep), "dir");
       }
       for (const file of ["echo-agent.ts", "echo-server.ts"]) await writeFile(join(project, "src", file), await readFile(join(repo, "examples", file)));
+      await writeFile(join(project, "src", "talk.ts"), TALK);
       await writeFile(join(project, "package.json"), JSON.stringify({ name: "echo-app", private: true, type: "module" }));
       const compilerOptions = {
         target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, rootDir: "src", outDir: "dist",
@@ -105,6 +128,7 @@ describe("the packages as npm ships them", () => {
     });
 
     it("every package the shipped code imports is a declared dependency", async () => {
+      expect([...(await importedPackages(join(project, "node_modules/@agentwire/client/dist")))]).toEqual(["@agentwire/protocol"]);
       const manifest = JSON.parse(await readFile(join(project, "node_modules/agentwire/package.json"), "utf8")) as { dependencies: Record<string, string> };
       expect([...(await importedPackages(join(project, "node_modules/agentwire/dist")))].filter((p) => !(p in manifest.dependencies))).toEqual([]);
       expect([...(await importedPackages(join(project, "node_modules/@agentwire/protocol/dist")))]).toEqual(["zod"]);
@@ -118,7 +142,9 @@ describe("the packages as npm ships them", () => {
     });
 
     it("the echo agent compiles against the shipped declarations and serves a turn", async () => {
-      await run(process.execPath, [join(repo, "node_modules/typescript/bin/tsc"), "-p", project]);
+      await run(process.execPath, [join(repo, "node_modules/typescript/bin/tsc"), "-p", project]).catch((err: { stdout?: string }) => {
+        throw new Error(`tsc failed in the user's project:\n${err.stdout ?? ""}`);
+      });
       const node = spawn(process.execPath, [join(project, "dist/echo-server.js")], { cwd: project, env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "silent" }, stdio: ["ignore", "pipe", "pipe"] });
       child = node;
       let output = "";
@@ -143,6 +169,10 @@ describe("the packages as npm ships them", () => {
       expect(turnText(client.messages, "t1")).toBe("packed and installed");
       expect(logged(client.messages).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
       client.close();
+
+      // The installed client, from a second program of the user's: a whole turn through it.
+      const talked = await run(process.execPath, [join(project, "dist/talk.js"), `http://127.0.0.1:${port}`], { cwd: project });
+      expect(JSON.parse(talked.stdout)).toMatchObject({ status: "completed", reason: "stop", text: "hello through the client" });
 
       const exited = new Promise<number | null>((resolve) => node.once("exit", resolve));
       node.kill("SIGTERM");
