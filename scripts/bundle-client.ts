@@ -21,19 +21,21 @@ export async function bundleClient(outfile?: string): Promise<string> {
     platform: "browser",
     target: "es2022",
     write: false,
-    outfile: outfile ?? "client/dist/agentwire-client.min.js",
+    outfile: outfile ?? "dist/public/agentwire-client.min.js",
     logLevel: "silent",
   });
   const text = result.outputFiles[0]?.text ?? "";
   if (outfile) {
-    const { writeFileSync } = await import("node:fs");
-    writeFileSync(outfile, text);
+    const { mkdirSync, writeFileSync } = await import("node:fs");
+    const target = resolve(root, outfile);
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, text);
   }
   return text;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const out = process.argv[2] ?? "client/dist/agentwire-client.min.js";
+  const out = process.argv[2] ?? "dist/public/agentwire-client.min.js";
   const text = await bundleClient(out);
   const { gzipSync } = await import("node:zlib");
   process.stdout.write(`wrote ${out}: ${text.length} bytes, ${gzipSync(text).length} gzipped (budget ${CLIENT_BUNDLE_BUDGET_BYTES})\n`);

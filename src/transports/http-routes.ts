@@ -2,6 +2,7 @@
 import { ErrorCode } from "@agentwire/protocol";
 import type { Engine, Logger } from "../engine/index.js";
 import type { CorsPolicy } from "./cors.js";
+import { readClientBundle } from "./client-bundle.js";
 import { DEMO_PAGE } from "./demo-page.js";
 import { authorizeRequest } from "./http-messages.js";
 import { extractToken, guard, readRequest, safely, sendError, sendJson } from "./http-util.js";
@@ -29,6 +30,16 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
   app.get("/", (res) => {
     res.cork(() => {
       res.writeStatus("200 OK").writeHeader("content-type", "text/html; charset=utf-8").writeHeader("cache-control", "no-cache").end(DEMO_PAGE);
+    });
+  });
+  const bundle = readClientBundle();
+  app.get("/agentwire-client.js", (res) => {
+    res.cork(() => {
+      if (bundle === null) {
+        res.writeStatus("404 Not Found").writeHeader("content-type", "text/plain; charset=utf-8").end("the client bundle was not built: run npm run build\n");
+        return;
+      }
+      res.writeStatus("200 OK").writeHeader("content-type", "text/javascript; charset=utf-8").writeHeader("cache-control", "no-cache").end(bundle);
     });
   });
   // Probes answer HEAD as they answer GET (the strict app drops the body of every HEAD answer).

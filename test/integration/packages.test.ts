@@ -77,7 +77,7 @@ describe("the packages as npm ships them", () => {
 
   it("agentwire ships its built JavaScript and declarations, the README, the license and nothing else", () => {
     expect(server.name).toBe("agentwire");
-    for (const path of paths(server)) expect(path).toMatch(/^(package\.json|README\.md|LICENSE|dist\/src\/.+\.(js|d\.ts))$/);
+    for (const path of paths(server)) expect(path).toMatch(/^(package\.json|README\.md|LICENSE|dist\/src\/.+\.(js|d\.ts)|dist\/public\/agentwire-client\.min\.js)$/);
     expect(paths(server)).toEqual(expect.arrayContaining(["LICENSE", "README.md", "package.json", "dist/src/index.js", "dist/src/index.d.ts", "dist/src/cli.js"]));
   });
 

@@ -21,14 +21,15 @@ describe("a turn over WebSocket", () => {
 });
 
 describe("the demo page", () => {
-  it("is served at / and drives the same WebSocket route", async () => {
+  it("is served at /, with the client's browser bundle beside it", async () => {
     const server = await startTestServer();
     const res = await fetch(`${server.base}/`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
-    const html = await res.text();
-    expect(html).toContain("/v1/sessions/");
-    expect(html).toContain('"agentwire.v1", "bearer." + session.token');
+    expect(await res.text()).toContain('import { AgentwireClient } from "./agentwire-client.js";');
+    const bundle = await fetch(`${server.base}/agentwire-client.js`);
+    expect([bundle.status, bundle.headers.get("content-type")]).toEqual([200, "text/javascript; charset=utf-8"]);
+    expect(await bundle.text()).toMatch(/export\s*\{[^}]*AgentwireClient/);
     await server.close();
   });
 });
