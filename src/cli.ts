@@ -9,10 +9,12 @@ const HELP = `agentwire - session server for bidirectional AI agents
 
 Usage:
   agentwire serve                       start the server (configuration from environment variables)
-  agentwire chat [--url URL] [--raw] TEXT
-                                        create a session on a running server, send TEXT, print the reply
-                                        (--raw prints every frame; URL defaults to http://127.0.0.1:$PORT,
-                                        PORT defaulting to 8080)
+  agentwire chat [--url URL] [--raw] [TEXT]
+                                        create a session on a running server, send TEXT, print the reply;
+                                        without TEXT, every line typed (or piped in) is a turn: Ctrl-C
+                                        cancels the running turn, a second Ctrl-C exits.
+                                        --raw prints every server message; URL (scheme optional) defaults
+                                        to http://127.0.0.1:$PORT, PORT defaulting to 8080
   agentwire --help                      this text
 
 Common settings (all are listed in the README):
@@ -90,12 +92,9 @@ async function runChat(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (positionals.length === 0) {
-    process.stderr.write(`chat needs some text\n\n${HELP}`);
-    return 2;
-  }
   const url = values.url ?? `http://127.0.0.1:${process.env.PORT || 8080}`;
-  return chat({ url, text: positionals.join(" "), raw: values.raw ?? false, out: process.stdout });
+  const text = positionals.length > 0 ? positionals.join(" ") : undefined;
+  return chat({ url, text, raw: values.raw ?? false, input: process.stdin, out: process.stdout, err: process.stderr, signals: process });
 }
 
 main(process.argv.slice(2)).then(

@@ -43,6 +43,8 @@ export interface ClientOptions {
   websocketRetryMs?: number;
   /** Messages waiting for a connection or an answer, at most. @default 256 */
   maxQueued?: number;
+  /** Failed tries at creating the session (the network, retryable refusals) before `connect()` rejects. @default Infinity */
+  connectAttempts?: number;
 }
 
 export type ConnectionStatus = "idle" | "connecting" | "open" | "fallback" | "reconnecting" | "closed";
@@ -267,7 +269,9 @@ export class AgentwireClient extends Emitter<ClientEvents> {
         return { sessionId: created.sessionId, token: created.token, lastSeq: 0 };
       }
       const error = res ? await httpError(res) : null;
-      if (error && !error.retryable) throw error;
+      if ((error && !error.retryable) || attempt + 1 >= (this.options.connectAttempts ?? Number.POSITIVE_INFINITY)) {
+        throw error ?? new AgentwireError("unreachable", `the server cannot be reached at ${this.base}`, true);
+      }
       this.setState("connecting", null, { code: ABNORMAL, message: error?.message ?? "the server cannot be reached" });
       await this.pause(error?.retryAfterMs ?? this.backoff(attempt));
     }

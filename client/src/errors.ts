@@ -1,8 +1,8 @@
 // The error a client call rejects with: the server's stable code (or one of the client's own), never to be matched by message.
 import type { ErrorCode } from "@agentwire/protocol/codes";
 
-/** Codes the client adds to the server's: the client was closed, or too many messages wait for a connection. */
-export type ClientErrorCode = "client_closed" | "queue_full";
+/** Codes the client adds to the server's: the client was closed, too many messages wait for a connection, the server could not be reached. */
+export type ClientErrorCode = "client_closed" | "queue_full" | "unreachable";
 
 export class AgentwireError extends Error {
   constructor(

@@ -89,5 +89,43 @@ describe("agentwire CLI", () => {
     expect(answered.stdout).toContain("42");
     await server.close();
   });
-});
 
+  it("chat: without text, each piped line is a turn, in order; a URL without a scheme works", async () => {
+    const server = await startTestServer({ AGENTWIRE_DEMO_REPLY_WORDS: 2 });
+    const { child, done } = run(["chat", "--url", `127.0.0.1:${server.port}`]);
+    child.stdin?.end("what is 2 + 2\n\nwhat is 3 * 3\n");
+    const { code, stdout } = await done;
+    expect(code).toBe(0);
+    const ends = stdout.split("\n").filter((l) => l.startsWith("["));
+    expect(ends).toEqual(["[completed: stop]", "[completed: stop]"]);
+    expect(stdout.indexOf("says 4")).toBeLessThan(stdout.indexOf("says 9"));
+    await server.close();
+  });
+
+  it("chat: Ctrl-C cancels the running turn, a second Ctrl-C exits; refusals are printed in full", async () => {
+    const server = await startTestServer({ AGENTWIRE_DEMO_TOKENS_PER_SEC: 20, AGENTWIRE_DEMO_REPLY_WORDS: 200, AGENTWIRE_MAX_INPUT_CHARS: 40 });
+    const { child, done } = run(["chat", "--url", server.base]);
+    let out = "";
+    child.stdout?.on("data", (c) => (out += c));
+    child.stdin?.write(`${"x".repeat(50)}\n`);
+    child.stdin?.write("tell me a long story\n");
+    await new Promise<void>((resolve) => child.stdout?.on("data", () => out.includes("Let me") && resolve()));
+    child.kill("SIGINT");
+    await new Promise<void>((resolve) => child.stdout?.on("data", () => out.includes("[cancelled: cancelled]") && resolve()));
+    child.kill("SIGINT");
+    const { code, stderr } = await done;
+    expect(stderr).toContain("[not sent: input_too_large: input exceeds 40 characters (field text)]");
+    expect(stderr).toContain("[cancelling: Ctrl-C again to exit]");
+    expect(code).toBe(1); // one input was refused
+    await server.close();
+  });
+
+  it("chat: a closed pipe ends it quietly", async () => {
+    const server = await startTestServer({ AGENTWIRE_DEMO_TOKENS_PER_SEC: 200, AGENTWIRE_DEMO_REPLY_WORDS: 100 });
+    const { child, done } = run(["chat", "--url", server.base, "what is 5 * 5"]);
+    child.stdout?.once("data", () => child.stdout?.destroy());
+    const { code, stderr } = await done;
+    expect([code, stderr]).toEqual([0, ""]);
+    await server.close();
+  });
+});
