@@ -11,6 +11,7 @@ export default defineConfig({
       { find: /^@agentwire\/protocol\/codes$/, replacement: here("./protocol/codes.ts") },
       { find: /^@agentwire\/protocol\/sse$/, replacement: here("./protocol/sse.ts") },
       { find: /^@agentwire\/client$/, replacement: here("./client/src/index.ts") },
+      { find: /^@agentwire\/client\/ai-sdk$/, replacement: here("./client/src/ai-sdk.ts") },
       { find: /^agentwire$/, replacement: here("./src/index.ts") },
     ],
   },

@@ -135,6 +135,13 @@ export class AgentwireClient extends Emitter<ClientEvents> {
     this.useSse = options.transport === "sse";
   }
 
+  /** The newest turn still running, as far as this client knows (started here or elsewhere), or null. */
+  get activeTurn(): Turn | null {
+    let last: Turn | null = null;
+    for (const turn of this.turnsById.values()) if (!turn.ended) last = turn;
+    return last;
+  }
+
   /** The session this client talks to, once known. */
   get sessionId(): string | null {
     return this.session?.sessionId ?? null;
@@ -378,6 +385,11 @@ export class AgentwireClient extends Emitter<ClientEvents> {
         this.emit("turn", turn);
       }
       this.bindTurn(turn, event.turn);
+    } else if (!turn && event.turn !== undefined && event.type !== "turn_end") {
+      // A turn that began before this client joined (or before the position it resumed from).
+      turn = new Turn(this, undefined);
+      this.bindTurn(turn, event.turn);
+      this.emit("turn", turn);
     }
     this.emit("message", event);
     if (event.type === "error") this.emit("error", new AgentwireError(event.code as ErrorCode, event.message, event.retryable, event.field, event.retryAfterMs));
