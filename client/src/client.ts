@@ -41,7 +41,7 @@ export interface ClientOptions {
   fallbackAfter?: number;
   /** On the fallback, how often a WebSocket is tried again. @default 30000 */
   websocketRetryMs?: number;
-  /** Messages waiting for a connection or an answer, at most. @default 256 */
+  /** Messages waiting for a connection or an answer, at most; keep it within the server's AGENTWIRE_MESSAGE_ID_WINDOW (64), which is how many resent ids it recognises. @default 64 */
   maxQueued?: number;
   /** Failed tries at creating the session (the network, retryable refusals) before `connect()` rejects. @default Infinity */
   connectAttempts?: number;
@@ -480,7 +480,7 @@ export class AgentwireClient extends Emitter<ClientEvents> {
 
   private request(message: ClientMessage): Promise<ServerMessage> {
     if (this.closed) return Promise.reject(new AgentwireError("client_closed", "the client is closed"));
-    if (this.pending.size >= (this.options.maxQueued ?? 256)) return Promise.reject(new AgentwireError("queue_full", "too many messages wait for the server", true));
+    if (this.pending.size >= (this.options.maxQueued ?? 64)) return Promise.reject(new AgentwireError("queue_full", "too many messages wait for the server", true));
     return new Promise((resolve, reject) => {
       this.pending.set(message.id as string, { message, resolve, reject, retries: 0 });
       if (this.link && this.welcomed) this.link.send(message);
@@ -491,6 +491,8 @@ export class AgentwireClient extends Emitter<ClientEvents> {
     const handler = this.options.tools?.[name];
     if (!handler || this.handledCalls.has(callId)) return;
     this.handledCalls.add(callId);
+    // Only recent calls can come again (a replay after a drop): the oldest are forgotten.
+    if (this.handledCalls.size > 1024) this.handledCalls.delete(this.handledCalls.values().next().value as string);
     const controller = new AbortController();
     const stop = turn.on("end", () => controller.abort());
     void Promise.resolve()
