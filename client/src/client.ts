@@ -331,8 +331,8 @@ export class AgentwireClient extends Emitter<ClientEvents> {
       this.useSse = false;
       this.failuresBeforeOpen = 0;
       old?.close();
+      this.lastActivity = Date.now();
     } else if (link !== this.link) return;
-    this.lastActivity = Date.now();
     if (message.type === "session") return this.welcome(link, message);
     if (isLogged(message)) return this.logged(message);
     this.emit("message", message);
@@ -451,7 +451,9 @@ export class AgentwireClient extends Emitter<ClientEvents> {
     this.attempt++;
     this.drainDelayMs = null;
     this.setState("reconnecting", link.transport, reason);
-    this.later(() => this.openLink(), delay);
+    // A zero wait opens at once: a timer would add at least a millisecond to every resume.
+    if (delay <= 0) this.openLink();
+    else this.later(() => this.openLink(), delay);
   }
 
   private tryWebSocket(): void {

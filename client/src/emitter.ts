@@ -13,7 +13,8 @@ export class Emitter<Events extends { [K in keyof Events]: unknown }> {
   protected emit<K extends keyof Events>(event: K, value: Events[K]): void {
     const set = this.listeners.get(event);
     if (!set) return;
-    for (const listener of [...set]) {
+    // A Set visits what is added during the loop and skips what is removed: no copy per event.
+    for (const listener of set) {
       try {
         (listener as (value: Events[K]) => void)(value);
       } catch (err) {

@@ -41,6 +41,8 @@ export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEve
   /** Resolves when the turn ends (whatever its status); rejects when the input that would start it was refused. */
   readonly done: Promise<TurnResult>;
   private readonly events: LoggedEvent[] = [];
+  /** Where each running iteration is: events it has read are not merged any more. */
+  private readonly cursors = new Set<{ next: number }>();
   private failure: AgentwireError | null = null;
   private finished = false;
   private wake: (() => void) | null = null;
@@ -78,7 +80,7 @@ export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEve
   receive(event: LoggedEvent): void {
     if (this.finished) return;
     if (event.type === "turn_start") this.bind(event.turn);
-    this.events.push(event);
+    this.keep(event);
     this.emit("event", event);
     if (event.type === "token") {
       this.text += event.text;
@@ -96,6 +98,21 @@ export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEve
     this.wake?.();
   }
 
+  /**
+   * Keeps an event for iteration. A token that follows a token no iterator has read yet joins it, as the
+   * server merges frames for a slow reader (`from..seq`): a long turn then holds a few strings, not one
+   * object per token, and an iterator still sees every byte in order.
+   */
+  private keep(event: LoggedEvent): void {
+    const last = this.events.length - 1;
+    const prev = this.events[last];
+    if (event.type === "token" && prev?.type === "token" && prev.turn === event.turn && !this.readBy(last)) {
+      this.events[last] = { type: "token", seq: event.seq, turn: event.turn, text: prev.text + event.text, from: prev.from ?? prev.seq };
+      return;
+    }
+    this.events.push(event);
+  }
+
   /** @internal The input was refused: the turn never starts. */
   fail(error: AgentwireError): void {
     if (this.finished) return;
@@ -107,19 +124,33 @@ export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEve
 
   /** Iterates the turn's logged events from its first, ending after `turn_end`; throws if the input was refused. */
   async *[Symbol.asyncIterator](): AsyncIterator<LoggedEvent> {
-    let next = 0;
-    for (;;) {
-      while (next < this.events.length) yield this.events[next++] as LoggedEvent;
-      if (this.failure) throw this.failure;
-      if (this.finished) return;
-      await new Promise<void>((resolve) => {
-        const previous = this.wake;
-        this.wake = () => {
-          this.wake = previous;
-          previous?.();
-          resolve();
-        };
-      });
+    const cursor = { next: 0 };
+    this.cursors.add(cursor);
+    try {
+      for (;;) {
+        while (cursor.next < this.events.length) yield this.events[cursor.next++] as LoggedEvent;
+        if (this.failure) throw this.failure;
+        if (this.finished) return;
+        await this.arrival();
+      }
+    } finally {
+      this.cursors.delete(cursor);
     }
+  }
+
+  private arrival(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const previous = this.wake;
+      this.wake = () => {
+        this.wake = previous;
+        previous?.();
+        resolve();
+      };
+    });
+  }
+
+  private readBy(index: number): boolean {
+    for (const cursor of this.cursors) if (cursor.next > index) return true;
+    return false;
   }
 }
