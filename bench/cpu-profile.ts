@@ -19,16 +19,21 @@ const TOP_FUNCTIONS = 15;
 const TOP_FILES = 10;
 
 /** `run` must start agentwire with the given node flags and stop it cleanly, which writes the profile. */
-export async function profileAgentwire(ctx: BenchContext, run: (nodeArgs: string[]) => Promise<unknown>): Promise<Table[]> {
+export function profileAgentwire(ctx: BenchContext, run: (nodeArgs: string[]) => Promise<unknown>): Promise<Table[]> {
+  return profileProcess(ctx, "agentwire", run);
+}
+
+/** As `profileAgentwire`, for any one Node process `run` starts with the flags and lets exit; `label` names it in the titles. */
+export async function profileProcess(ctx: BenchContext, label: string, run: (nodeArgs: string[]) => Promise<unknown>): Promise<Table[]> {
   const dir = mkdtempSync(join(tmpdir(), "agentwire-cpuprof-"));
   try {
     await run(["--cpu-prof", `--cpu-prof-dir=${dir}`]);
     const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
     if (!file) {
-      ctx.log("cpu: agentwire wrote no profile");
+      ctx.log(`cpu: ${label} wrote no profile`);
       return [];
     }
-    return summarize(JSON.parse(readFileSync(join(dir, file), "utf8")) as CpuProfile);
+    return summarize(label, JSON.parse(readFileSync(join(dir, file), "utf8")) as CpuProfile);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -43,7 +48,7 @@ function shortUrl(url: string): string {
   return url;
 }
 
-function summarize(profile: CpuProfile): Table[] {
+function summarize(label: string, profile: CpuProfile): Table[] {
   const frames = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
   const byFunction = new Map<string, number>();
   const byFile = new Map<string, number>();
@@ -64,7 +69,7 @@ function summarize(profile: CpuProfile): Table[] {
       .slice(0, n)
       .map(([name, micros]) => [name, percent(micros, total, 1)]);
   return [
-    { title: "agentwire under --cpu-prof: top self time by function (share of non-idle samples)", columns: ["function", "self"], rows: top(byFunction, TOP_FUNCTIONS) },
-    { title: "agentwire under --cpu-prof: self time by file", columns: ["file", "self"], rows: top(byFile, TOP_FILES) },
+    { title: `${label} under --cpu-prof: top self time by function (share of non-idle samples)`, columns: ["function", "self"], rows: top(byFunction, TOP_FUNCTIONS) },
+    { title: `${label} under --cpu-prof: self time by file`, columns: ["file", "self"], rows: top(byFile, TOP_FILES) },
   ];
 }
