@@ -1,7 +1,8 @@
 // Every class of bad client message over every transport: a typed answer (code and field, never the
-// message text), nothing logged, and the link and the session keep working.
+// message text), nothing logged, and the link and the session keep working. Drivers without `rawFrames`
+// (the SDK) get the cases a typed client can write.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorCode, JSON_MAX_DEPTH } from "@agentwire/protocol";
+import { ClientMessage, ErrorCode, JSON_MAX_DEPTH } from "@agentwire/protocol";
 import { GateAgent } from "../helpers/agents.js";
 import { type AnswerError, type Link, type Outgoing, type SessionTarget, arrived, logged, turnEnded } from "./driver.js";
 import { drivers } from "./drivers.js";
@@ -31,7 +32,7 @@ const cases: { name: string; send: Outgoing; error: Omit<AnswerError, "retryable
   { name: "bad nested field", send: malformed({ id: "b7", type: "configure", tools: [{ name: "bad name!" }] }), error: { code: ErrorCode.InvalidMessage, field: "tools.0.name" } },
   {
     name: "nested too deep",
-    send: malformed({ id: "b8", type: "tool_result", callId: "c1", output: nested(JSON_MAX_DEPTH + 8) }),
+    send: { id: "b8", type: "tool_result", callId: "c1", output: nested(JSON_MAX_DEPTH + 8) },
     // The message is level 1 and `output` level 2: the first array past the limit is output's 31st descendant.
     error: { code: ErrorCode.InvalidMessage, field: ["output", ...Array<string>(JSON_MAX_DEPTH - 1).fill("0")].join(".") },
   },
@@ -45,13 +46,19 @@ const cases: { name: string; send: Outgoing; error: Omit<AnswerError, "retryable
   { name: "tool_result for no call", send: { id: "b15", type: "tool_result", callId: "c1", output: 1 }, error: { code: ErrorCode.ToolCallNotFound, field: "callId" } },
 ];
 
+/**
+ * What a driver without `rawFrames` can send: a message of the protocol's types (which is all a client's typed
+ * calls can write), refused by the server for what it says rather than how it is written.
+ */
+const typed = (send: Outgoing) => typeof send !== "string" && ClientMessage.safeParse(send).success;
+
 const started = (turn: string) => arrived((e) => e.type === "turn_start" && e.turn === turn);
 const waiting = (turn: string) => arrived((e) => e.type === "token" && e.turn === turn);
 
 describe.each(drivers)("bad input over $name", (driver) => {
   // Holds every turn after its first token until released: a turn is running exactly as long as the test wants.
   const agent = new GateAgent();
-  const env = useServer(LIMITS, { agent });
+  const env = useServer(driver, LIMITS, { agent });
   let s: SessionTarget;
   let link: Link;
   beforeAll(async () => {
@@ -60,7 +67,7 @@ describe.each(drivers)("bad input over $name", (driver) => {
   });
   afterAll(() => link.close());
 
-  it.each(cases)("$name: $error.code", async (c) => {
+  it.each(cases.filter((c) => driver.capabilities.rawFrames || typed(c.send)))("$name: $error.code", async (c) => {
     expect(await link.send(c.send)).toEqual({ ok: false, error: { ...c.error, retryable: false } });
   });
 
@@ -73,7 +80,8 @@ describe.each(drivers)("bad input over $name", (driver) => {
     agent.release();
     await link.waitFor(turnEnded("t1"));
     expect(logged(link.events)).toEqual([
-      { type: "turn_start", seq: 1, turn: "t1", input: "go", id: "go" },
+      // The input id turn_start echoes is the one on the wire (the SDK's own).
+      { type: "turn_start", seq: 1, turn: "t1", input: "go", id: link.sentId("go") },
       { type: "token", seq: 2, turn: "t1", text: "waiting" },
       { type: "token", seq: 3, turn: "t1", text: " done" },
       { type: "usage", seq: 4, turn: "t1", inputTokens: 3, outputTokens: 2, partial: false },
@@ -89,7 +97,7 @@ describe.each(drivers)("bad input over $name", (driver) => {
     expect(await link.send({ type: "input", text: "b".repeat(MAX_INPUT - 39) })).toEqual(overflow);
     expect(await link.send({ type: "input", id: "q", text: "?" })).toEqual({ ok: true, turn: "t2" });
     await link.waitFor(started("t2"));
-    expect(logged(link.events)[before]).toEqual({ type: "turn_start", seq: before + 1, turn: "t2", input: `${"a".repeat(40)}?`, id: "q" });
+    expect(logged(link.events)[before]).toEqual({ type: "turn_start", seq: before + 1, turn: "t2", input: `${"a".repeat(40)}?`, id: link.sentId("q") });
     await link.waitFor(waiting("t2"), "the held turn");
     agent.release();
     await link.waitFor(turnEnded("t2"));

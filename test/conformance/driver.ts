@@ -1,6 +1,6 @@
 // The transport-neutral client the conformance scenarios are written against. A driver opens links to
 // a session; a link sends client messages, records what the server streams, and can be slowed or cut.
-// WebSocket and SSE + POST are the two drivers today; a client SDK can be the next one (see drivers.ts).
+// Raw WebSocket, raw SSE + POST, and @agentwire/client over several paths are the drivers (see drivers.ts).
 import type { ClientMessage, ErrorCode, LoggedEvent, PongEvent, ServerMessage, SessionEvent } from "@agentwire/protocol";
 import type { z } from "zod";
 
@@ -9,6 +9,13 @@ export interface SessionTarget {
   base: string;
   sessionId: string;
   token: string;
+}
+
+/** What a running server gives a driver that puts something in front of it. */
+export interface ServerAddress {
+  /** The server's own `http://` base URL (what `SessionTarget.base` names). */
+  base: string;
+  port: number;
 }
 
 export interface OpenOptions {
@@ -28,8 +35,8 @@ export interface AnswerError {
  * The server's answer to one client message. Taken: `reply` for a message that has one (`ping`), and
  * `turn` when an input that carried an `id` started one (a WebSocket acknowledges only messages with
  * an id; HTTP names the turn either way). Refused: the error. Over WebSocket this is the
- * `ack`/`pong`/`error` frame; over HTTP it is the POST's response. Drivers send messages as given:
- * they never add an id or any other field.
+ * `ack`/`pong`/`error` frame; over HTTP it is the POST's response. The raw drivers send messages as
+ * given (no id or other field added); the SDK gives every message its own id (see `Link.sentId`).
  */
 export type Answer = { ok: true; turn?: string; reply?: PongEvent } | { ok: false; error: AnswerError };
 
@@ -47,11 +54,16 @@ export interface Link {
   /** Sends one message and resolves with the server's answer to it. Sends on one link are answered in order. */
   send(message: Outgoing): Promise<Answer>;
   /**
+   * The id that the input sent on this link with `id` carried on the wire, which its `turn_start` echoes:
+   * `id` itself for the raw drivers, the client's own for the SDK. Exact expectations of a `turn_start` use it.
+   */
+  sentId(id: string): string;
+  /**
    * Resolves once `predicate` holds over `events`, checked again as events arrive (no polling). Rejects
    * at once when the link ends with the predicate still false, and after `timeoutMs` (default 10 s).
    */
   waitFor(predicate: (events: readonly ServerMessage[]) => boolean, label?: string, timeoutMs?: number): Promise<void>;
-  /** Stops reading the stream (the socket's receive side), so the server sees a slow reader. */
+  /** Stops reading the stream (the socket's receive side), so the server sees a slow reader. Needs `pauseReading`. */
   pause(): void;
   /** Reads again after `pause`. */
   resume(): void;
@@ -71,8 +83,24 @@ export interface LinkClose {
   reason: string;
 }
 
+/** What a driver can express; a scenario file runs over the drivers that have what it needs (filter `drivers`). */
+export interface Capabilities {
+  /** Sends a string as the exact frame or body, and objects outside the protocol's types, as written. */
+  rawFrames: boolean;
+  /** `pause` and `resume` stop and restart reading the socket. */
+  pauseReading: boolean;
+}
+
 export interface Driver {
   readonly name: string;
+  readonly capabilities: Capabilities;
+  /**
+   * A driver that reaches servers through something in front of them (a proxy, nginx) starts it here, once per
+   * server before its first link, and stops it in `teardown`; fixture.ts calls both. Without them links go
+   * straight to `SessionTarget.base`.
+   */
+  setup?(server: ServerAddress): Promise<void>;
+  teardown?(server: ServerAddress): Promise<void>;
   /** Opens a link to the session; resolves once its welcome arrived. */
   open(session: SessionTarget, options?: OpenOptions): Promise<Link>;
 }

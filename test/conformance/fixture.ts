@@ -1,19 +1,23 @@
-// What the scenarios share: a real server per scenario file and driver, sessions on it, and the demo's script.
+// What the scenarios share: a real server per scenario file and driver (with the driver's proxy or nginx in
+// front), sessions on it, and the demo's script.
 import { afterAll, beforeAll } from "vitest";
 import type { SessionSnapshot } from "@agentwire/protocol";
 import { planDemo } from "../../src/agents/demo.js";
 import type { Session } from "../../src/engine/index.js";
 import { type TestServer, startTestServer } from "../helpers/server.js";
-import type { SessionTarget } from "./driver.js";
+import type { Driver, SessionTarget } from "./driver.js";
 
 type Overrides = Parameters<typeof startTestServer>[0];
 type Extra = Parameters<typeof startTestServer>[1];
 
-/** Starts a server before the enclosing describe's tests and closes it after them. */
-export function useServer(overrides: Overrides = {}, extra: Extra = {}): { readonly server: TestServer; session(): Promise<SessionTarget> } {
+/**
+ * Starts a server (and whatever the driver puts in front of it) before the enclosing describe's tests, and
+ * closes both after them.
+ */
+export function useServer(driver: Driver, overrides: Overrides = {}, extra: Extra = {}): { readonly server: TestServer; session(): Promise<SessionTarget> } {
   let server: TestServer | undefined;
   beforeAll(async () => {
-    server = await startTestServer(overrides, extra);
+    server = await serveFor(driver, overrides, extra);
   });
   afterAll(() => server?.close());
   const running = () => {
@@ -25,6 +29,27 @@ export function useServer(overrides: Overrides = {}, extra: Extra = {}): { reado
       return running();
     },
     session: () => newSession(running()),
+  };
+}
+
+/** A server for one test, set up for the driver (its proxy, nginx); `close()` stops what is in front of it, then the server. */
+export async function serveFor(driver: Driver, overrides: Overrides = {}, extra: Extra = {}): Promise<TestServer> {
+  const server = await startTestServer(overrides, extra);
+  try {
+    await driver.setup?.(server);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  return {
+    ...server,
+    async close(options) {
+      try {
+        await driver.teardown?.(server);
+      } finally {
+        await server.close(options);
+      }
+    },
   };
 }
 

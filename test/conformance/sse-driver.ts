@@ -105,6 +105,11 @@ class SseLink implements Link {
     return { ok: false, error: { code: error.code, field: error.field, retryable: error.retryable as boolean, retryAfterMs: error.retryAfterMs } };
   }
 
+  /** Frames go out as written: the id on the wire is the scenario's. */
+  sentId(id: string): string {
+    return id;
+  }
+
   waitFor(predicate: (events: readonly ServerMessage[]) => boolean, label?: string, timeoutMs?: number): Promise<void> {
     return this.record.waitFor(predicate, label, timeoutMs);
   }
@@ -141,6 +146,7 @@ class SseLink implements Link {
 
 export const sseDriver: Driver = {
   name: "sse",
+  capabilities: { rawFrames: true, pauseReading: true },
   async open(session: SessionTarget, options: OpenOptions = {}): Promise<Link> {
     const controller = new AbortController();
     // What an EventSource sends when it reconnects: the position as Last-Event-ID.

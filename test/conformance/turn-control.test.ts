@@ -1,4 +1,5 @@
 // Steering a running turn over every transport: cancel, interrupt, buffered partial input, client tools.
+// Exact turn_start expectations take the input id from `Link.sentId`: the SDK puts its own on the wire.
 import { describe, expect, it } from "vitest";
 import { ErrorCode, type ServerMessage } from "@agentwire/protocol";
 import { planDemo } from "../../src/agents/demo.js";
@@ -20,7 +21,7 @@ function expectGapFree(events: readonly ServerMessage[]): void {
 describe.each(drivers)("steering turns over $name", (driver) => {
   // Paced, with a long reply: a turn is still running when the test acts on it.
   const agent = new RecordingDemoAgent({ tokensPerSecond: 200, replyWords: WORDS });
-  const env = useServer({ AGENTWIRE_CLIENT_TOOL_TIMEOUT_MS: 150 }, { agent });
+  const env = useServer(driver, { AGENTWIRE_CLIENT_TOOL_TIMEOUT_MS: 150 }, { agent });
 
   it("cancel: the turn ends cancelled with partial usage, the agent's request is aborted, nothing of it follows", async () => {
     const s = await env.session();
@@ -41,7 +42,7 @@ describe.each(drivers)("steering turns over $name", (driver) => {
     const end = events.findIndex((e) => e.type === "turn_end");
     expect(events[end]).toEqual({ type: "turn_end", seq: end + 1, turn: "t1", status: "cancelled", reason: "cancelled" });
     expect(events[end - 1]).toMatchObject({ type: "usage", seq: end, turn: "t1", partial: true });
-    expect(events[end + 1]).toEqual({ type: "turn_start", seq: end + 2, turn: "t2", input: "2 + 2", id: "next" });
+    expect(events[end + 1]).toEqual({ type: "turn_start", seq: end + 2, turn: "t2", input: "2 + 2", id: link.sentId("next") });
     await link.send({ type: "cancel", turn: "t2" });
     await link.waitFor(turnEnded("t2"));
     expectGapFree(link.events);
@@ -64,7 +65,7 @@ describe.each(drivers)("steering turns over $name", (driver) => {
     ]);
     const t1End = events.findIndex((e) => e.type === "turn_end" && e.turn === "t1");
     expect(events[t1End - 1]).toMatchObject({ type: "usage", turn: "t1", partial: true });
-    expect(events[t1End + 1]).toEqual({ type: "turn_start", seq: events[t1End]!.seq + 1, turn: "t2", input: "actually, 3 + 4", id: "barge" });
+    expect(events[t1End + 1]).toEqual({ type: "turn_start", seq: events[t1End]!.seq + 1, turn: "t2", input: "actually, 3 + 4", id: link.sentId("barge") });
     expect(events.slice(t1End + 1).some((e) => e.turn === "t1")).toBe(false);
     expectGapFree(link.events);
     // The polling view says the same.
@@ -86,7 +87,7 @@ describe.each(drivers)("steering turns over $name", (driver) => {
     const events = logged(link.events);
     const t1End = events.findIndex((e) => e.type === "turn_end");
     expect(events[t1End]).toMatchObject({ turn: "t1", status: "cancelled", reason: "interrupted" });
-    expect(events[t1End + 1]).toEqual({ type: "turn_start", seq: events[t1End]!.seq + 1, turn: "t2", input: "wait, what is 1 + 1", id: "ask" });
+    expect(events[t1End + 1]).toEqual({ type: "turn_start", seq: events[t1End]!.seq + 1, turn: "t2", input: "wait, what is 1 + 1", id: link.sentId("ask") });
     await link.send({ type: "cancel" });
     await link.waitFor(turnEnded("t2"));
     await link.close();
@@ -100,7 +101,7 @@ describe.each(drivers)("steering turns over $name", (driver) => {
     expect(await link.send({ type: "input", id: "final", text: "5" })).toEqual({ ok: true, turn: "t1" });
     await link.waitFor(started("t1"));
     // seq 1: the buffered parts logged nothing of their own.
-    expect(logged(link.events)[0]).toEqual({ type: "turn_start", seq: 1, turn: "t1", input: "what is 5 * 5", id: "final" });
+    expect(logged(link.events)[0]).toEqual({ type: "turn_start", seq: 1, turn: "t1", input: "what is 5 * 5", id: link.sentId("final") });
     await link.send({ type: "cancel" });
     await link.waitFor(turnEnded("t1"));
     await link.close();

@@ -12,7 +12,7 @@ const WORDS = 12;
 type Unsequenced = LoggedEvent extends infer E ? (E extends unknown ? Omit<E, "seq"> : never) : never;
 
 interface TurnOptions {
-  /** The id of the input that started the turn, which turn_start carries. */
+  /** The id the input that started the turn carried on the wire (`Link.sentId`), which turn_start echoes. */
   id?: string;
   firstSeq?: number;
   /** The size of the history earlier turns left, which the demo counts as input. */
@@ -49,7 +49,7 @@ function expectedTurn(turn: string, input: string, output: { value: number }, { 
 }
 
 describe.each(drivers)("a full turn over $name", (driver) => {
-  const env = useServer({}, { agent: new RecordingDemoAgent({ tokensPerSecond: 0, replyWords: WORDS }) });
+  const env = useServer(driver, {}, { agent: new RecordingDemoAgent({ tokensPerSecond: 0, replyWords: WORDS }) });
 
   it("streams every event of the demo's script in order, seq 1..n with no gap, exactly as the server logged it", async () => {
     const s = await env.session();
@@ -58,7 +58,8 @@ describe.each(drivers)("a full turn over $name", (driver) => {
     expect(await link.send({ type: "input", id: "q1", text: "what is 12 * 12?" })).toEqual({ ok: true, turn: "t1" });
     await link.waitFor(turnEnded("t1"));
     const events = logged(link.events);
-    expect(events).toEqual(expectedTurn("t1", "what is 12 * 12?", { value: 144 }, { id: "q1" }));
+    // Exact, but for the input id turn_start echoes: the one the link put on the wire (the SDK chooses its own).
+    expect(events).toEqual(expectedTurn("t1", "what is 12 * 12?", { value: 144 }, { id: link.sentId("q1") }));
     expect(turnText(events, "t1")).toBe(demoText("what is 12 * 12?", WORDS, '{"value":144}'));
     // Byte for byte what the server logged: nothing re-encoded, reordered or added on the way.
     expect(events.map((e) => JSON.stringify(e))).toEqual(logFrames(env.server, s));
@@ -78,7 +79,7 @@ describe.each(drivers)("a full turn over $name", (driver) => {
     await Promise.all([link.waitFor(turnEnded("t2")), late.waitFor(turnEnded("t2"))]);
     // The first turn left its input, both assistant texts and the tool output in the history.
     const priorChars = "3 * 4".length + demoText("3 * 4", WORDS, '{"value":12}').length + '{"value":12}'.length;
-    const second = expectedTurn("t2", "what is 5 + 6", { value: 11 }, { id: "q2", firstSeq: first.length + 1, priorChars });
+    const second = expectedTurn("t2", "what is 5 + 6", { value: 11 }, { id: link.sentId("q2"), firstSeq: first.length + 1, priorChars });
     expect(logged(link.events).slice(first.length)).toEqual(second);
     expect(logged(late.events)).toEqual(second);
     await Promise.all([link.close(), late.close()]);

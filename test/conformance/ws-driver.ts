@@ -110,6 +110,11 @@ class WsLink implements Link {
     return this.answers.shift() as AnswerFrame;
   }
 
+  /** Frames go out as written: the id on the wire is the scenario's. */
+  sentId(id: string): string {
+    return id;
+  }
+
   waitFor(predicate: (events: readonly ServerMessage[]) => boolean, label?: string, timeoutMs?: number): Promise<void> {
     return this.record.waitFor(predicate, label, timeoutMs);
   }
@@ -145,6 +150,7 @@ class WsLink implements Link {
 
 export const wsDriver: Driver = {
   name: "websocket",
+  capabilities: { rawFrames: true, pauseReading: true },
   async open(session: SessionTarget, options: OpenOptions = {}): Promise<Link> {
     const wsBase = session.base.replace(/^http/, "ws");
     const link = new WsLink(await TestClient.connect(TestClient.sessionUrl(wsBase, session, options.afterSeq)));
