@@ -47,6 +47,8 @@ export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEve
   private finished = false;
   private wake: (() => void) | null = null;
   private settle!: { resolve: (r: TurnResult) => void; reject: (e: AgentwireError) => void };
+  private name!: (id: string) => void;
+  private readonly named = new Promise<string>((resolve) => (this.name = resolve));
 
   constructor(
     private readonly owner: TurnOwner,
@@ -61,9 +63,10 @@ export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEve
     this.done.catch(() => {});
   }
 
-  /** Cancels the turn; resolves when the server has taken the cancel. */
-  cancel(): Promise<void> {
-    return this.owner.cancel(this.id ?? undefined);
+  /** Cancels the turn (once the server has named it: never another turn); resolves when the server has taken the cancel. */
+  async cancel(): Promise<void> {
+    const id = this.id ?? (await Promise.race([this.named, this.done.then(() => null, () => null)]));
+    if (id !== null && !this.finished) await this.owner.cancel(id);
   }
 
   get ended(): boolean {
@@ -72,6 +75,7 @@ export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEve
 
   /** @internal The server named the turn. */
   bind(id: string): void {
+    if (this.id === null) this.name(id);
     this.id ??= id;
     if (this.status === "pending") this.status = "running";
   }

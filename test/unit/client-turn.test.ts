@@ -35,3 +35,15 @@ describe("a turn handle", () => {
     expect((await seen).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 });
+
+describe("cancelling a turn the server has not named yet", () => {
+  it("waits for its id and cancels that turn, never another", async () => {
+    const cancelled: (string | undefined)[] = [];
+    const turn = new Turn({ cancel: async (id) => void cancelled.push(id) }, "m1");
+    const cancelling = turn.cancel();
+    expect(cancelled).toEqual([]);
+    turn.receive({ type: "turn_start", seq: 4, turn: "t2", input: "x" });
+    await cancelling;
+    expect(cancelled).toEqual(["t2"]);
+  });
+});
