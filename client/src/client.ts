@@ -102,6 +102,8 @@ export class AgentwireClient extends Emitter<ClientEvents> {
   private link: Link | null = null;
   private welcomed = false;
   private probe: Link | null = null;
+  /** The position the probe resumes after. */
+  private probeAfter = 0;
   private WS: WebSocketConstructor | null = null;
   private useSse: boolean;
   private failuresBeforeOpen = 0;
@@ -327,10 +329,18 @@ export class AgentwireClient extends Emitter<ClientEvents> {
       if (message.type !== "session") return;
       const old = this.link;
       this.probe = null;
-      this.link = link;
       this.useSse = false;
       this.failuresBeforeOpen = 0;
+      this.link = null;
       old?.close();
+      if (this.lastSeq !== this.probeAfter) {
+        // Events came over SSE meanwhile: this link would replay some of them, perhaps merged with newer ones
+        // (from..seq), which no dedup by seq can split. WebSocket works: open a fresh one from where we are.
+        link.close();
+        this.openLink();
+        return;
+      }
+      this.link = link;
       this.lastActivity = Date.now();
     } else if (link !== this.link) return;
     if (message.type === "session") return this.welcome(link, message);
@@ -461,6 +471,7 @@ export class AgentwireClient extends Emitter<ClientEvents> {
     void this.webSocketImpl().then((WS) => {
       if (this.closed || !this.useSse || this.probe || !this.session) return;
       this.WS = WS;
+      this.probeAfter = this.lastSeq;
       this.probe = this.startLink("websocket", this.session);
     }, () => undefined);
   }

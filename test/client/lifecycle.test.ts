@@ -5,6 +5,7 @@ import WebSocket from "ws";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentwireClient, type ClientOptions, type ConnectionState, ErrorCode, memoryStore } from "@agentwire/client";
 import type { LoggedEvent, ServerMessage } from "@agentwire/protocol";
+import { planDemo } from "../../src/agents/demo.js";
 import { RecordingDemoAgent } from "../helpers/agents.js";
 import { type TestServer, startTestServer } from "../helpers/server.js";
 import { type TcpProxy, startTcpProxy } from "../helpers/tcp-proxy.js";
@@ -72,6 +73,29 @@ describe("the client against a real server", () => {
     expect(second.status).toBe("completed");
     expect(seqsOf(logged)).toEqual(oneToN(logged.length));
     expect(logged.filter((e) => e.type === "turn_end").map((e) => e.turn)).toEqual(["t1", "t2"]);
+  });
+
+  it("moves from SSE back to WebSocket in the middle of a turn without losing or repeating a byte", async () => {
+    const paced = await startTestServer({ AGENTWIRE_DEMO_TOKENS_PER_SEC: 300, AGENTWIRE_DEMO_REPLY_WORDS: 120 });
+    const front = await startTcpProxy(paced.port);
+    try {
+      front.blockUpgrades = true;
+      const { c, logged } = client(front.base, { websocketRetryMs: 100 });
+      await c.connect();
+      expect(c.state.transport).toBe("sse");
+      const turn = c.send("what is 11 * 11");
+      await new Promise<void>((resolve) => turn.on("text", () => turn.text.length > 20 && resolve()));
+      front.blockUpgrades = false;
+      await until(c, (s) => s.status === "open");
+      expect(turn.ended).toBe(false);
+      const result = await turn.done;
+      const plan = planDemo("what is 11 * 11", 1, 120);
+      expect(result.text).toBe([...plan.intro, ...plan.reply(JSON.stringify({ value: 121 }), false)].join(""));
+      expect(seqsOf(logged)).toEqual(oneToN(logged.length));
+    } finally {
+      await front.close();
+      await paced.close();
+    }
   });
 
   it("stops on a terminal close with its reason: an unknown session (4404), a wrong token (4401)", async () => {
