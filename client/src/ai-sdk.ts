@@ -47,7 +47,13 @@ export class AgentwireChatTransport<M extends UIMessage = UIMessage> implements 
   async reconnectToStream(options: Parameters<ChatTransport<M>["reconnectToStream"]>[0]): Promise<ReadableStream<UIMessageChunk> | null> {
     await this.client.connect();
     const turn = this.client.activeTurn;
-    return turn ? turnStream(turn, options.abortSignal) : null;
+    if (turn?.fromStart) return turnStream(turn, options.abortSignal);
+    // Joined mid-turn (a reload resumes after the stored position): the text so far comes from the session's
+    // snapshot, the rest from the live events after it. Tool calls before the reload are not replayed.
+    const snapshot = await this.client.snapshot();
+    if (!snapshot.activeTurn) return null;
+    const summary = snapshot.turns.find((t) => t.id === snapshot.activeTurn);
+    return turnStream(this.client.turn(snapshot.activeTurn), options.abortSignal, { text: summary?.text ?? "", afterSeq: snapshot.lastSeq });
   }
 
   close(): void {
@@ -61,8 +67,14 @@ interface TextState {
   parts: number;
 }
 
-/** The chunks of one turn, from its first event the client holds, ending with its end (or its refusal). */
-export function turnStream(turn: Turn, abortSignal?: AbortSignal): ReadableStream<UIMessageChunk> {
+/** What a stream that joins a turn late starts from: its text so far, as of `afterSeq` (events up to it are skipped). */
+export interface TurnPrefix {
+  text: string;
+  afterSeq: number;
+}
+
+/** The chunks of one turn, from its first event the client holds (or from `prefix`), ending with its end (or its refusal). */
+export function turnStream(turn: Turn, abortSignal?: AbortSignal, prefix?: TurnPrefix): ReadableStream<UIMessageChunk> {
   const iterator = turn[Symbol.asyncIterator]();
   const text: TextState = { open: null, parts: 0 };
   let aborted = false;
@@ -73,25 +85,41 @@ export function turnStream(turn: Turn, abortSignal?: AbortSignal): ReadableStrea
   return new ReadableStream<UIMessageChunk>({
     start(controller) {
       controller.enqueue({ type: "start" });
+      if (prefix) {
+        controller.enqueue({ type: "message-metadata", messageMetadata: { turn: turn.id ?? undefined } });
+        controller.enqueue({ type: "start-step" });
+        if (prefix.text) {
+          text.open = `${turn.id ?? "turn"}-text-${text.parts++}`;
+          controller.enqueue({ type: "text-start", id: text.open });
+          controller.enqueue({ type: "text-delta", id: text.open, delta: prefix.text });
+        }
+      }
       if (abortSignal?.aborted) onAbort();
       else abortSignal?.addEventListener("abort", onAbort, { once: true });
     },
     async pull(controller) {
-      let next: IteratorResult<LoggedEvent>;
-      try {
-        next = await iterator.next();
-      } catch (err) {
-        const error = err as AgentwireError;
-        controller.enqueue({ type: "error", errorText: `${error.code}: ${error.message}` });
-        controller.close();
-        return;
+      // Until something is enqueued: a pull that enqueues nothing is not called again.
+      for (;;) {
+        let next: IteratorResult<LoggedEvent>;
+        try {
+          next = await iterator.next();
+        } catch (err) {
+          const error = err as AgentwireError;
+          controller.enqueue({ type: "error", errorText: `${error.code}: ${error.message}` });
+          controller.close();
+          return;
+        }
+        if (next.done) {
+          abortSignal?.removeEventListener("abort", onAbort);
+          controller.close();
+          return;
+        }
+        // Events up to the prefix's position are in its text already.
+        if (prefix && next.value.seq <= prefix.afterSeq) continue;
+        const chunks = chunksOf(next.value, turn, text, aborted);
+        for (const chunk of chunks) controller.enqueue(chunk);
+        if (chunks.length > 0) return;
       }
-      if (next.done) {
-        abortSignal?.removeEventListener("abort", onAbort);
-        controller.close();
-        return;
-      }
-      for (const chunk of chunksOf(next.value, turn, text, aborted)) controller.enqueue(chunk);
     },
     cancel() {
       abortSignal?.removeEventListener("abort", onAbort);

@@ -144,6 +144,16 @@ export class AgentwireClient extends Emitter<ClientEvents> {
     return last;
   }
 
+  /** The handle of turn `id`: the one this client holds, or a new one that gets the turn's events from now on. */
+  turn(id: string): Turn {
+    let turn = this.turnsById.get(id);
+    if (!turn) {
+      turn = new Turn(this, undefined);
+      this.bindTurn(turn, id);
+    }
+    return turn;
+  }
+
   /** The session this client talks to, once known. */
   get sessionId(): string | null {
     return this.session?.sessionId ?? null;

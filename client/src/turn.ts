@@ -73,6 +73,11 @@ export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEve
     return this.finished;
   }
 
+  /** True when this handle saw the turn's `turn_start`: it holds the turn from its beginning. */
+  get fromStart(): boolean {
+    return this.events[0]?.type === "turn_start";
+  }
+
   /** @internal The server named the turn. */
   bind(id: string): void {
     if (this.id === null) this.name(id);
@@ -110,7 +115,8 @@ export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEve
   private keep(event: LoggedEvent): void {
     const last = this.events.length - 1;
     const prev = this.events[last];
-    if (event.type === "token" && prev?.type === "token" && prev.turn === event.turn && !this.readBy(last)) {
+    // A handle that joined mid-turn keeps each token as it came: a reader that starts from a snapshot skips by seq.
+    if (event.type === "token" && prev?.type === "token" && prev.turn === event.turn && this.fromStart && !this.readBy(last)) {
       this.events[last] = { type: "token", seq: event.seq, turn: event.turn, text: prev.text + event.text, from: prev.from ?? prev.seq };
       return;
     }

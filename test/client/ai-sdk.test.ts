@@ -100,4 +100,21 @@ describe("the AI SDK transport", () => {
     expect(message.parts.find((p) => p.type === "dynamic-tool")).toMatchObject({ toolName: "calculator", output: { value: 9 } });
     expect(texts(message)[0]).toBe(planDemo("what is 3 * 3", 1, 200).intro.join(""));
   });
+
+  it("after a reload (a new client resuming after its stored seq), reconnectToStream gives the whole text of the running turn", async () => {
+    const s = await slow.createSession();
+    const first = transport(slow.base, { session: s });
+    await first.client.connect();
+    const turn = first.client.send("what is 5 * 9");
+    await new Promise<void>((resolve) => turn.on("text", () => turn.text.length > 60 && resolve()));
+    const reloaded = transport(slow.base, { session: { ...s, lastSeq: first.client.lastSeq } });
+    const stream = await reloaded.chat.reconnectToStream({ chatId: "c1" });
+    expect(stream).not.toBeNull();
+    const reading = lastMessage(stream as ReadableStream);
+    await new Promise<void>((resolve) => turn.on("text", () => turn.text.length > 120 && resolve()));
+    await first.client.cancel();
+    const [message, result] = await Promise.all([reading, turn.done]);
+    expect(texts(message).join("")).toBe(result.text);
+    expect(message.metadata).toMatchObject({ status: "cancelled" });
+  });
 });
