@@ -71,9 +71,15 @@ export class Attachment {
     const outcome = this.session.submit(message, onTurn);
     if (outcome instanceof Promise) {
       // Forwarded to the owner on another node: its ack may follow the turn's first events.
-      void outcome.then((o) => {
-        if (!this.detached) this.answer(o, id, false);
-      });
+      void outcome.then(
+        (o) => {
+          if (!this.detached) this.answer(o, id, false);
+        },
+        // A bug on the forwarding path answers this message; it must not take the process down.
+        () => {
+          if (!this.detached) this.sendError({ code: ErrorCode.Internal, message: "the server failed to take this message", retryable: true, retryAfterMs: 1000 }, id);
+        },
+      );
       return;
     }
     this.answer(outcome, id, acked);

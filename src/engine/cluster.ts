@@ -37,6 +37,8 @@ interface Replica {
 export class Cluster {
   private readonly persisters = new Map<string, LogPersister>();
   private readonly replicas = new Map<string, Replica>();
+  /** Takeovers in flight, by session id. */
+  private readonly takeovers = new Map<string, Promise<void>>();
   private readonly opening = new Map<string, Promise<Session | null>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private watching = false;
@@ -179,7 +181,20 @@ export class Cluster {
     session.hooks = persister;
   }
 
-  private async takeOver(session: Session): Promise<void> {
+  /**
+   * Takes a session over, once at a time per session: a watch pass, a forwarded message and an attach that
+   * all find the lease free share one takeover (two would each end the orphaned turn, twice).
+   */
+  private takeOver(session: Session): Promise<void> {
+    let running = this.takeovers.get(session.id);
+    if (!running) {
+      running = this.takeOverOnce(session).finally(() => this.takeovers.delete(session.id));
+      this.takeovers.set(session.id, running);
+    }
+    return running;
+  }
+
+  private async takeOverOnce(session: Session): Promise<void> {
     if (!(await this.broker.loadSession(session.id))) {
       // Deleted (or expired) elsewhere: end it here too rather than bring it back to life.
       this.endLocal(session.id, true);
@@ -259,8 +274,18 @@ export class Cluster {
   }
 
   private async forward(session: Session, message: ClientMessage, attempt = 0): Promise<SubmitOutcome> {
+    // Mid-takeover the session is neither a replica nor yet the owner: wait for it to be one or the other.
+    const takeover = this.takeovers.get(session.id);
+    if (takeover) {
+      await takeover.catch(() => undefined);
+      if (attempt > 1) return unavailable(new Error("the session is changing owners"));
+      return this.forward(session, message, attempt + 1);
+    }
     const replica = this.replicas.get(session.id);
-    if (session.role === "owner" || !replica) return session.submit(message);
+    if (session.role === "owner") return session.submit(message);
+    // A replica with no owner to follow (between a failed takeover and the next watch): submitting here would
+    // come straight back through this forward. The client retries shortly (its message id makes that safe).
+    if (!replica) return unavailable(new Error("the session is between owners"));
     try {
       const reply = (await this.broker.request(replica.holder, { kind: "submit", sessionId: session.id, body: message }, this.options.forwardTimeoutMs)) as SubmitOutcome | { notOwner: true };
       if (!("notOwner" in reply)) return reply;

@@ -96,6 +96,25 @@ describe("engines sharing a broker", () => {
   });
 });
 
+describe("a replica between owners", () => {
+  it("answers a message with owner_unavailable instead of forwarding it to itself until the stack overflows", async () => {
+    const store = new MemoryStore();
+    const a = node(store, "A");
+    const b = node(store, "B");
+    const created = await a.createSession();
+    if (!created) throw new Error("no session");
+    await b.authorizeAny(created.sessionId, created.token);
+    const replica = b.get(created.sessionId) as Session;
+    expect(replica.role).toBe("replica");
+    // As after a takeover that could not complete: still a replica, but following nobody.
+    (b as unknown as { cluster: { replicas: Map<string, unknown> } }).cluster.replicas.delete(created.sessionId);
+    const sink = new FakeSink();
+    b.attach(replica, sink, undefined).receive({ type: "input", id: "m1", text: "hi", final: true, interrupt: false });
+    const answer = (await sink.until((ms) => ms.some((m) => m.type === "error"))).find((m) => m.type === "error");
+    expect(answer).toMatchObject({ code: "owner_unavailable", retryable: true, id: "m1" });
+  });
+});
+
 describe("a store that restarts empty", () => {
   it("makes other nodes answer owner_unavailable, not session_not_found, until owners could have stored again", async () => {
     const store = new MemoryStore();
