@@ -80,6 +80,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // The calculator and clock belong to the demo's script; a provider agent is offered only the tools an embedder registers.
   const tools = options.tools ?? (agent instanceof DemoAgent ? demoTools() : new ToolRegistry());
   const broker = await createBroker(config, logger);
+  if (broker) await awaitBroker(broker, config.AGENTWIRE_REDIS_STARTUP_WAIT_MS, logger);
   const engine = new Engine({
     broker: broker ?? undefined,
     nodeId: config.AGENTWIRE_NODE_ID,
@@ -188,6 +189,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await broker?.close();
     },
   };
+}
+
+/**
+ * Waits, bounded, for the broker's connections before the node takes traffic: a session created while Redis
+ * is still connecting would be stored only at the next lease renewal, and a node that left before that would
+ * leave its log unshared. Past the wait the node starts anyway (not ready on /readyz until Redis is).
+ */
+async function awaitBroker(broker: Broker, waitMs: number, logger: Logger): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  while (!broker.isReady() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  if (!broker.isReady()) logger.warn({ waitedMs: waitMs }, "Redis is not reachable yet: starting, and sharing sessions once it is");
 }
 
 /** The port is taken (or the address is not this machine's): the process must not start. */
