@@ -56,6 +56,13 @@ export class MessageIds {
     if (taken) taken.turn = turn;
   }
 
+  /** What the log says: input `id` started `turn`. Fills in the turn of an id known without one, or adds the id. */
+  learn(id: string, turn: string): void {
+    const taken = this.taken.get(id);
+    if (taken) taken.turn ??= turn;
+    else this.remember(id, -1, turn);
+  }
+
   forget(id: string): void {
     this.taken.delete(id);
   }

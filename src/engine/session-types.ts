@@ -25,6 +25,8 @@ export interface SessionState {
   turnCounter: number;
   /** The window of client message ids taken (absent when empty, and in states saved before it existed). */
   messageIds?: MessageIdEntry[];
+  /** The turn running when this was saved: a node taking over ends it `owner_lost` whatever the log still holds. */
+  activeTurn?: { id: string; input: string };
 }
 
 /** How a replica reaches the owner of its session (another node). */

@@ -117,6 +117,7 @@ export class Session implements AttachedSession<Attachment> {
   state(): SessionState {
     const state: SessionState = { model: this.model, system: this.system, clientTools: this.clientTools, history: this.history, turnCounter: this.turnCounter };
     if (this.messageIds && this.messageIds.size > 0) state.messageIds = this.messageIds.entries();
+    if (this.activeTurn) state.activeTurn = { id: this.activeTurn.id, input: this.activeTurn.record.input };
     return state;
   }
 
@@ -133,14 +134,16 @@ export class Session implements AttachedSession<Attachment> {
       this.turnCounter = Math.max(this.turnCounter, state.turnCounter);
       if (state.messageIds) this.messageIds = MessageIds.restore(state.messageIds, this.ctx.limits.messageIdWindow);
     }
-    let orphan: string | null = null;
+    // A turn running when the state was saved is known from it, even once its turn_start has left the log.
+    let orphan: string | null = state?.activeTurn?.id ?? null;
     let orphanText = "";
-    let orphanInput = "";
+    let orphanInput = state?.activeTurn?.input ?? "";
+    if (orphan) this.turnCounter = Math.max(this.turnCounter, Number(orphan.slice(1)) || 0);
     for (const { event } of this.log.after(this.log.firstSeq - 1).entries) {
       if (event.type === "turn_start") {
         // The input that started a turn is in the log before any state is saved: a resend of it
         // to this node must find it too.
-        if (event.id && this.ids().find(event.id, -1) === undefined) this.ids().remember(event.id, -1, event.turn);
+        if (event.id) this.ids().learn(event.id, event.turn);
         orphan = event.turn;
         orphanText = "";
         orphanInput = event.input;
@@ -328,8 +331,11 @@ export class Session implements AttachedSession<Attachment> {
     turns.set(id, turn.record);
     trimTurnRecords(turns, this.ctx.limits.maxTurnsKept, this.ctx.limits.maxHistoryChars);
     this.ctx.turnStarted();
-    // Not saved here: a node taking over finds this input in the turn_start event of the log.
     this.history.push({ role: "user", text: input });
+    if (messageId !== undefined) this.messageIds?.settle(messageId, id);
+    // Saved at once (one write per turn): a node taking over must learn of this turn even when a long one has
+    // pushed its turn_start out of the log, or the turn would never end.
+    this.hooks?.changed();
     void turn.run();
     return id;
   }

@@ -96,6 +96,40 @@ describe("engines sharing a broker", () => {
   });
 });
 
+describe("a turn longer than the log", () => {
+  it("still ends owner_lost when its owner dies, though its turn_start has left every log", async () => {
+    const store = new MemoryStore();
+    // Streams far more events than the logs keep, then waits until cancelled.
+    const long = {
+      name: "long",
+      async step(_r: unknown, sink: { text(t: string): void }, signal: AbortSignal) {
+        for (let i = 0; i < 60; i++) sink.text(`w${i} `);
+        await new Promise((_, reject) => signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")), { once: true }));
+        return { finish: "stop" as const, toolCalls: [] };
+      },
+    };
+    const limits = { logMaxEvents: 16 };
+    const cluster = { leaseTtlMs: 300, forwardTimeoutMs: 500, batchMs: 1 };
+    const a = new Engine({ agent: long, broker: new MemoryBroker(store, "A"), cluster, limits });
+    const b = new Engine({ agent: new RecordingDemoAgent({ tokensPerSecond: 0, replyWords: 2 }), broker: new MemoryBroker(store, "B"), cluster, limits });
+    engines.push(a, b);
+    const created = await a.createSession();
+    if (!created) throw new Error("no session");
+    const onA = new FakeSink();
+    a.attach(a.get(created.sessionId) as Session, onA, undefined).receive({ type: "input", text: "go on and on", final: true, interrupt: false });
+    await onA.until((ms) => ms.filter((m) => m.type === "token").length === 60);
+    await b.authorizeAny(created.sessionId, created.token);
+    const onB = new FakeSink();
+    b.attach(b.get(created.sessionId) as Session, onB, 0);
+    a.close(); // stops renewing and persisting, as a killed process would
+    const ms = await onB.until((m) => ended(m), 5000);
+    expect(ms.find((m) => m.type === "turn_start")).toBeUndefined(); // long gone from the log
+    expect(ms.filter((m) => m.type === "turn_end")).toEqual([{ type: "turn_end", seq: expect.any(Number), turn: "t1", status: "failed", reason: "owner_lost" }]);
+    const session = b.get(created.sessionId) as Session;
+    expect(session.history[0]).toEqual({ role: "user", text: "go on and on" });
+  });
+});
+
 describe("a replica between owners", () => {
   it("answers a message with owner_unavailable instead of forwarding it to itself until the stack overflows", async () => {
     const store = new MemoryStore();

@@ -26,6 +26,12 @@ describe("the message id window", () => {
     off.remember("a", 1);
     expect(off.size).toBe(0);
     expect(fingerprint({ type: "input", text: "a" })).not.toBe(fingerprint({ type: "input", text: "b" }));
+    // The log names the turn of an id a saved state knew without one, and adds ids the state lacked.
+    const learned = new MessageIds(4);
+    learned.remember("m1", 7);
+    learned.learn("m1", "t3");
+    learned.learn("m2", "t4");
+    expect(learned.entries()).toEqual([["m1", 7, "t3"], ["m2", -1, "t4"]]);
   });
 });
 
