@@ -196,6 +196,9 @@ export class Cluster {
 
   private async takeOverOnce(session: Session): Promise<void> {
     if (!(await this.broker.loadSession(session.id))) {
+      // A store that restarted empty knows no session until its owner stores it again (within a lease
+      // time): ending it now would send its clients away for good while the owner still runs it.
+      if (this.ctx.now() - this.reconnectedAt < this.options.leaseTtlMs) return;
       // Deleted (or expired) elsewhere: end it here too rather than bring it back to life.
       this.endLocal(session.id, true);
       return;

@@ -208,6 +208,35 @@ class CountingBroker extends MemoryBroker {
   }
 }
 
+describe("a follower when the store restarts empty", () => {
+  it("keeps the session and its clients for a lease time (the owner may store it again), then ends it", async () => {
+    const store = new MemoryStore();
+    const ownerBroker = new MemoryBroker(store, "A");
+    const a = new Engine({ agent: new RecordingDemoAgent({ tokensPerSecond: 0 }), broker: ownerBroker, cluster: { leaseTtlMs: 300 } });
+    let now = 1_000_000;
+    const counting = new CountingBroker(store, "B");
+    const b = new Engine({ agent: new RecordingDemoAgent({ tokensPerSecond: 0 }), broker: counting, cluster: { leaseTtlMs: 300 }, now: () => now });
+    engines.push(a, b);
+    const created = await a.createSession();
+    if (!created) throw new Error("no session");
+    await b.authorizeAny(created.sessionId, created.token);
+    const sink = new FakeSink();
+    b.attach(b.get(created.sessionId) as Session, sink, undefined);
+    a.close();
+    await ownerBroker.close();
+    store.restart();
+    // Several watch passes find the lease free and the session unknown: within a lease time nothing ends.
+    const seen = counting.calls.leaseHolder;
+    await counting.until(() => counting.calls.leaseHolder >= seen + 3);
+    expect(sink.closed).toBeNull();
+    expect(b.get(created.sessionId)).toBeDefined();
+    // Past it, the session is really gone: its clients are told so.
+    now += 300;
+    await sink.until(() => sink.closed !== null, 5000);
+    expect(sink.closed?.code).toBe(4410);
+  });
+});
+
 describe("following many sessions", () => {
   it("asks once per owner node whether it lives, not once per session, and takes all over when it dies", async () => {
     const store = new MemoryStore();
