@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { requireBinaryOrSkip } from "./require-binary.js";
 
 const CANDIDATES = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
 
@@ -12,11 +13,7 @@ export function chromiumPath(): string | null {
 
 /** True when the browser tests should run. Missing Chromium is fatal on CI and a loud skip elsewhere. */
 export function requireChromiumOrSkip(): boolean {
-  if (chromiumPath()) return true;
-  const ci = process.env.CI;
-  if (ci && ci !== "0" && ci !== "false") throw new Error("CI must run the browser tests: install chromium (apt-get install chromium)");
-  console.warn("\n!!! SKIPPING browser tests: chromium is not installed (apt-get install chromium) !!!\n");
-  return false;
+  return requireBinaryOrSkip("browser tests", chromiumPath() ? null : "chromium is not installed", "apt-get install chromium");
 }
 
 export const screenshots = mkdtempSync(join(tmpdir(), "agentwire-screens-"));

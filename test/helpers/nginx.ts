@@ -5,6 +5,8 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+import { requireBinaryOrSkip } from "./require-binary.js";
+
 const RECIPE = new URL("../../docs/deploy/nginx.conf", import.meta.url);
 
 /** The nginx binary, or null when it is not installed (Debian puts it in /usr/sbin, often off a user's PATH). */
@@ -14,6 +16,12 @@ export function findNginx(): string | null {
   } catch {
     return existsSync("/usr/sbin/nginx") ? "/usr/sbin/nginx" : null;
   }
+}
+
+/** The nginx binary when the nginx tests should run; missing nginx is fatal on CI and a loud skip (null) elsewhere. */
+export function requireNginxOrSkip(): string | null {
+  const binary = findNginx();
+  return requireBinaryOrSkip("docs/deploy/nginx.conf tests", binary ? null : "nginx is not installed", "apt-get install nginx-light") ? binary : null;
 }
 
 async function freePort(): Promise<number> {

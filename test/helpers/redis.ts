@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { Redis } from "ioredis";
+import { requireBinaryOrSkip } from "./require-binary.js";
 
 export const REDIS_HOST = "127.0.0.1";
 const READY_TIMEOUT_MS = 5_000;
@@ -76,14 +77,7 @@ export function redisAvailable(): boolean {
 
 /** True when Redis tests should run. Missing Redis is fatal on CI and a loud skip elsewhere. */
 export function requireRedisOrSkip(): boolean {
-  const why = whyRedisMissing();
-  if (why === null) return true;
-  const ci = process.env.CI;
-  if (ci && ci !== "0" && ci !== "false") {
-    throw new RedisHarnessError("REDIS_MISSING", `${why}: CI must run the Redis tests, install redis-server 7+`);
-  }
-  console.warn(`\n!!! SKIPPING Redis tests: ${why}. Install redis-server 7+ to run them. !!!\n`);
-  return false;
+  return requireBinaryOrSkip("Redis tests", whyRedisMissing(), "install redis-server 7+");
 }
 
 /** Distinct free ports: all listeners are held open together so the kernel cannot hand out one twice. */

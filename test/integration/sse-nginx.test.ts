@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planDemo } from "../../src/agents/demo.js";
-import { type RunningNginx, findNginx, startNginx } from "../helpers/nginx.js";
+import { type RunningNginx, requireNginxOrSkip, startNginx } from "../helpers/nginx.js";
 import { SseClient } from "../helpers/sse-client.js";
 import { type TestServer, startTestServer } from "../helpers/server.js";
 import { TestClient, logged, turnText } from "../helpers/ws-client.js";
@@ -14,20 +14,15 @@ const SCRIPT = (() => {
   return [...plan.intro, ...plan.reply(JSON.stringify({ value: 16 }), false)].join("");
 })();
 
-const binary = findNginx();
 // Locally a missing nginx skips these, loudly; in CI it is a failure (.ci/run installs nginx).
-const skip = binary === null && !process.env.CI;
-if (skip) {
-  console.warn("\n*** nginx is not installed: SKIPPING the docs/deploy/nginx.conf tests (apt-get install nginx-light to run them) ***\n");
-}
+const binary = requireNginxOrSkip();
 
-describe.skipIf(skip)("through real nginx with docs/deploy/nginx.conf", () => {
+describe.runIf(binary !== null)("through real nginx with docs/deploy/nginx.conf", () => {
   let server: TestServer;
   let nginx: RunningNginx;
   beforeAll(async () => {
-    if (binary === null) throw new Error("nginx is required in CI: install nginx-light");
     server = await startTestServer({ AGENTWIRE_DEMO_TOKENS_PER_SEC: TOKENS_PER_SEC, AGENTWIRE_DEMO_REPLY_WORDS: WORDS, AGENTWIRE_SSE_HEARTBEAT_MS: HEARTBEAT_MS });
-    nginx = await startNginx(binary, server.port);
+    nginx = await startNginx(binary as string, server.port);
   });
   afterAll(async () => {
     await nginx?.stop();
