@@ -8,7 +8,7 @@ import { planDemo } from "../../src/agents/demo.js";
 import { RecordingDemoAgent } from "../helpers/agents.js";
 import { freshPage, launchChromium, requireChromiumOrSkip, screenshots } from "../helpers/browser.js";
 import { type TestServer, startTestServer } from "../helpers/server.js";
-import { type TcpProxy, startTcpProxy } from "../helpers/tcp-proxy.js";
+import { TcpProxy } from "../../bench/tcp-proxy.js";
 
 const run = requireChromiumOrSkip();
 const WORDS = 12;
@@ -42,7 +42,7 @@ describe.runIf(run)("the demo page in Chromium", () => {
   let closePage: () => Promise<void>;
   beforeAll(async () => {
     [browser, server] = await Promise.all([launchChromium(), startTestServer({}, { agent })]);
-    proxy = await startTcpProxy(server.port);
+    proxy = await TcpProxy.start(server.port);
   }, 30_000);
   afterAll(async () => {
     await browser?.close();
@@ -121,7 +121,7 @@ describe.runIf(run)("the demo page in Chromium", () => {
   it("a message typed while the network is down is delivered once when it is back", async () => {
     await open(proxy.base);
     proxy.retarget(1); // nothing listens there: reconnects fail until it is back
-    proxy.dropAll();
+    proxy.resetAll();
     await waitStatus(page, ["reconnecting"]);
     await ask(page, "what is 9 * 9");
     expect(await page.$eval(".turn .you", (e) => e.classList.contains("pending"))).toBe(true);
@@ -140,7 +140,7 @@ describe.runIf(run)("the demo page in Chromium", () => {
     const restarted = await startTestServer({}, { agent });
     try {
       proxy.retarget(restarted.port);
-      proxy.dropAll();
+      proxy.resetAll();
       await waitStatus(page, ["gone"]);
       expect(await page.$eval("#new-session", (e) => (e as HTMLElement).hidden)).toBe(false);
       await page.click("#new-session");

@@ -8,7 +8,7 @@ import type { LoggedEvent, ServerMessage } from "@agentwire/protocol";
 import { planDemo } from "../../src/agents/demo.js";
 import { RecordingDemoAgent } from "../helpers/agents.js";
 import { type TestServer, startTestServer } from "../helpers/server.js";
-import { type TcpProxy, startTcpProxy } from "../helpers/tcp-proxy.js";
+import { TcpProxy } from "../../bench/tcp-proxy.js";
 
 const isLogged = (m: ServerMessage): m is LoggedEvent => "seq" in m && typeof m.seq === "number";
 const clients: AgentwireClient[] = [];
@@ -46,7 +46,7 @@ describe("the client against a real server", () => {
   let proxy: TcpProxy;
   beforeAll(async () => {
     server = await startTestServer({}, { agent });
-    proxy = await startTcpProxy(server.port);
+    proxy = await TcpProxy.start(server.port);
   });
   afterAll(async () => {
     await proxy.close();
@@ -77,7 +77,7 @@ describe("the client against a real server", () => {
 
   it("moves from SSE back to WebSocket in the middle of a turn without losing or repeating a byte", async () => {
     const paced = await startTestServer({ AGENTWIRE_DEMO_TOKENS_PER_SEC: 300, AGENTWIRE_DEMO_REPLY_WORDS: 120 });
-    const front = await startTcpProxy(paced.port);
+    const front = await TcpProxy.start(paced.port);
     try {
       front.blockUpgrades = true;
       const { c, logged } = client(front.base, { websocketRetryMs: 100 });
@@ -128,7 +128,7 @@ describe("the client against a real server", () => {
     const { c, logged } = client(proxy.base, { transport: "websocket" });
     await c.connect();
     proxy.retarget(1); // nothing listens on port 1: every reconnect fails until the network is back
-    proxy.dropAll();
+    proxy.resetAll();
     await until(c, (s) => s.status === "reconnecting");
     const typed = c.type("what is ");
     const turn = c.send("7 * 7");

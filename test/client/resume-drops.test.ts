@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentwireClient, type TransportName, memoryStore } from "@agentwire/client";
 import type { LoggedEvent, ServerMessage } from "@agentwire/protocol";
 import { type TestServer, startTestServer } from "../helpers/server.js";
-import { type TcpProxy, startTcpProxy } from "../helpers/tcp-proxy.js";
+import { TcpProxy } from "../../bench/tcp-proxy.js";
 
 const INPUT = "what is 9 * 9";
 const isLogged = (m: ServerMessage): m is LoggedEvent => "seq" in m && typeof m.seq === "number";
@@ -37,7 +37,7 @@ describe.each(["websocket", "sse"] as const)("the client over %s through drops",
   let reference: LoggedEvent[];
   beforeAll(async () => {
     server = await startTestServer({ AGENTWIRE_DEMO_REPLY_WORDS: 6 });
-    proxy = await startTcpProxy(server.port);
+    proxy = await TcpProxy.start(server.port);
     reference = (await run(server.base, transport)).events;
   });
   afterAll(async () => {
@@ -51,7 +51,7 @@ describe.each(["websocket", "sse"] as const)("the client over %s through drops",
     for (let k = 1; k < reference.length; k++) {
       let dropped = 0;
       const { events, result } = await run(proxy.base, transport, (n) => {
-        if (n === k) dropped = proxy.dropAll();
+        if (n === k) dropped = proxy.resetAll();
       });
       expect(dropped, `connections cut after event ${k}`).toBeGreaterThan(0);
       expect(events, `drop after event ${k}`).toEqual(reference);

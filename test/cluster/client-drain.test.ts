@@ -6,7 +6,7 @@ import { AgentwireClient, memoryStore } from "@agentwire/client";
 import type { LoggedEvent, ServerMessage } from "@agentwire/protocol";
 import { type RedisProc, requireRedisOrSkip, startRedis } from "../helpers/redis.js";
 import { type TestServer, startTestServer } from "../helpers/server.js";
-import { type TcpProxy, startTcpProxy } from "../helpers/tcp-proxy.js";
+import { TcpProxy } from "../../bench/tcp-proxy.js";
 
 const run = requireRedisOrSkip();
 const RECONNECT_AFTER_MS = 400;
@@ -20,7 +20,7 @@ describe.runIf(run)("the client and a draining node", () => {
     redis = await startRedis();
     const env = { REDIS_URL: redis.url, AGENTWIRE_REDIS_PREFIX: "cd:", AGENTWIRE_DRAIN_RECONNECT_MS: RECONNECT_AFTER_MS, AGENTWIRE_DEMO_REPLY_WORDS: 4 };
     [a, b] = await Promise.all([startTestServer(env), startTestServer(env)]);
-    proxy = await startTcpProxy(a.port);
+    proxy = await TcpProxy.start(a.port);
   });
   afterAll(async () => {
     await proxy?.close();

@@ -2,7 +2,7 @@
 // @agentwire/client straight over WebSocket, on its SSE fallback behind a proxy that refuses upgrades, and
 // through nginx with the documented recipe. A scenario file runs over the ones whose capabilities it needs.
 import { requireNginxOrSkip, startNginx } from "../helpers/nginx.js";
-import { startTcpProxy } from "../helpers/tcp-proxy.js";
+import { TcpProxy } from "../../bench/tcp-proxy.js";
 import { clientDriver } from "./client-driver.js";
 import type { Driver } from "./driver.js";
 import { sseDriver } from "./sse-driver.js";
@@ -19,7 +19,7 @@ const clientOnFallback = clientDriver({
   transport: "auto",
   expect: "sse",
   async front(server) {
-    const proxy = await startTcpProxy(server.port);
+    const proxy = await TcpProxy.start(server.port);
     proxy.blockUpgrades = true;
     return proxy;
   },
