@@ -1,5 +1,6 @@
 // An SSE client on node:net: one GET, chunked decoding and event-stream lines read as bytes, cheap enough to drive servers flat out or hold thousands of streams.
 import { type Socket, connect } from "node:net";
+import { HeadReader, openingRequest } from "./raw-http.js";
 
 export interface RawSseOptions {
   host: string;
@@ -29,7 +30,6 @@ const LF = 0x0a;
 const CR = 0x0d;
 const COLON = 0x3a;
 const SPACE = 0x20;
-const HEADER_END = Buffer.from("\r\n\r\n");
 
 /**
  * Event-stream lines out of body bytes. Only `data:` and `id:` matter here: agentwire's data is the
@@ -172,24 +172,19 @@ export function connectRawSse(options: RawSseOptions): Promise<RawSse> {
       options.onEvent?.(buf, start, end, id);
     });
     let body: ((buf: Buffer) => void) | null = null;
-    let head: Buffer | null = Buffer.alloc(0);
-    socket.once("connect", () => {
-      socket.write(`GET ${options.path} HTTP/1.1\r\nHost: ${options.host}:${options.port}\r\nAccept: text/event-stream\r\n\r\n`);
-    });
+    const head = new HeadReader();
+    socket.once("connect", () => socket.write(openingRequest("sse", options.host, options.port, options.path)));
     socket.on("data", (chunk: Buffer) => {
       if (body !== null) {
         options.onBytes?.(chunk.length);
         body(chunk);
         return;
       }
-      head = Buffer.concat([head ?? Buffer.alloc(0), chunk]);
-      const end = head.indexOf(HEADER_END);
-      if (end < 0) return;
-      const text = head.toString("latin1", 0, end);
-      const rest = head.subarray(end + 4);
-      head = null;
+      const answer = head.push(chunk);
+      if (!answer) return;
+      const { text, rest } = answer;
       if (!text.startsWith("HTTP/1.1 200")) {
-        reject(new Error(`event stream refused: ${text.slice(0, text.indexOf("\r\n"))} ${rest.toString("utf8").slice(0, 200)}`));
+        reject(new Error(`event stream refused: ${answer.status} ${rest.toString("utf8").slice(0, 200)}`));
         sse.close();
         return;
       }

@@ -1,7 +1,7 @@
 // A WebSocket client on node:net with a hand-written upgrade: cheap enough to drive servers flat out or hold 10k links.
-import { randomBytes } from "node:crypto";
 import { type Socket, connect } from "node:net";
 import { FrameParser, type MessageHandler, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, clientFrame } from "./ws-frames.js";
+import { HeadReader, openingRequest } from "./raw-http.js";
 
 export interface RawWsOptions {
   host: string;
@@ -31,8 +31,6 @@ export class RawWs {
   }
 }
 
-const HEADER_END = Buffer.from("\r\n\r\n");
-
 /** Opens the socket and completes the upgrade; rejects with the status line when the server refuses. */
 export function connectRawWs(options: RawWsOptions): Promise<RawWs> {
   return new Promise((resolve, reject) => {
@@ -44,38 +42,29 @@ export function connectRawWs(options: RawWsOptions): Promise<RawWs> {
       else if (opcode === OP_CLOSE) ws.close();
       else if (opcode !== OP_PONG) onMessage(buf, start, end, opcode);
     });
-    let head: Buffer | null = Buffer.alloc(0);
-    socket.once("connect", () => {
-      socket.write(
-        `GET ${options.path} HTTP/1.1\r\nHost: ${options.host}:${options.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      );
-    });
+    const head = new HeadReader();
+    socket.once("connect", () => socket.write(openingRequest("ws", options.host, options.port, options.path)));
     socket.on("data", (chunk: Buffer) => {
-      if (head === null) {
+      if (head.done) {
         options.onBytes?.(chunk.length);
         parser.push(chunk);
         return;
       }
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf(HEADER_END);
-      if (end < 0) return;
-      const statusLine = head.toString("latin1", 0, head.indexOf("\r\n"));
-      const rest = head.subarray(end + 4);
-      head = null;
-      if (!statusLine.startsWith("HTTP/1.1 101")) {
-        reject(new Error(`upgrade refused: ${statusLine} ${rest.toString("utf8").slice(0, 200)}`));
+      const answer = head.push(chunk);
+      if (!answer) return;
+      if (!answer.status.startsWith("HTTP/1.1 101")) {
+        reject(new Error(`upgrade refused: ${answer.status} ${answer.rest.toString("utf8").slice(0, 200)}`));
         ws.close();
         return;
       }
       resolve(ws);
-      if (rest.length > 0) {
-        options.onBytes?.(rest.length);
-        parser.push(rest);
+      if (answer.rest.length > 0) {
+        options.onBytes?.(answer.rest.length);
+        parser.push(answer.rest);
       }
     });
     socket.on("error", (err) => {
-      if (head !== null) reject(err);
+      if (!head.done) reject(err);
       ws.close();
     });
     socket.on("close", () => {

@@ -1,11 +1,11 @@
 // The stalled-readers section's raw client links (WebSocket and SSE on node:net, able to stop reading
 // and see how the server let them go), its progress probe, and the kernel's queues read from /proc.
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type Socket, connect } from "node:net";
 import { HOST } from "./servers/index.js";
 import type { CreatedSession } from "./servers/agentwire-sessions.js";
 import { FrameParser, OP_CLOSE, OP_TEXT } from "./ws-frames.js";
+import { HeadReader, openingRequest } from "./raw-http.js";
 
 export type Transport = "ws" | "sse";
 export const LABEL: Record<Transport, string> = { ws: "WebSocket", sse: "SSE" };
@@ -56,7 +56,6 @@ function newLink(transport: Transport, socket: Socket): Link {
   };
 }
 
-const HEADER_END = Buffer.from("\r\n\r\n");
 const CLOSE_COMMENT = /: close (\d+) [^\n]*\n/g;
 const LAST_CHUNK = "\r\n0\r\n\r\n";
 
@@ -68,7 +67,7 @@ export function openLink(transport: Transport, port: number, path: string, onTex
   return new Promise((resolve, reject) => {
     const socket = connect({ host: HOST, port, noDelay: true });
     const link = newLink(transport, socket);
-    let head: Buffer | null = Buffer.alloc(0);
+    const head = new HeadReader();
     let body: (chunk: Buffer) => void;
     if (transport === "ws") {
       const parser = new FrameParser((buf, start, end, opcode) => {
@@ -87,41 +86,32 @@ export function openLink(transport: Transport, port: number, path: string, onTex
     }
     socket.once("connect", () => {
       link.localPort = socket.localPort ?? 0;
-      socket.write(
-        transport === "ws"
-          ? `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-              `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`
-          : `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: text/event-stream\r\n\r\n`,
-      );
+      socket.write(openingRequest(transport, HOST, port, path));
     });
     socket.on("data", (chunk: Buffer) => {
       if (link.resumed) link.bytesAfterResume += chunk.length;
-      if (head === null) {
+      if (head.done) {
         body(chunk);
         return;
       }
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf(HEADER_END);
-      if (end < 0) return;
-      const status = head.toString("latin1", 0, head.indexOf("\r\n"));
-      const rest = head.subarray(end + 4);
-      head = null;
-      if (!status.startsWith(transport === "ws" ? "HTTP/1.1 101" : "HTTP/1.1 200")) {
-        reject(new Error(`${LABEL[transport]} refused: ${status}`));
+      const answer = head.push(chunk);
+      if (!answer) return;
+      if (!answer.status.startsWith(transport === "ws" ? "HTTP/1.1 101" : "HTTP/1.1 200")) {
+        reject(new Error(`${LABEL[transport]} refused: ${answer.status}`));
         socket.destroy();
         return;
       }
       resolve(link);
-      if (rest.length > 0) body(rest);
+      if (answer.rest.length > 0) body(answer.rest);
     });
     socket.on("error", (err: NodeJS.ErrnoException) => {
       if (err.code === "ECONNRESET") link.reset = true;
-      if (head !== null) reject(err);
+      if (!head.done) reject(err);
       socket.destroy();
     });
     socket.on("close", () => {
       link.closed = true;
-      if (head !== null) reject(new Error(`${LABEL[transport]} closed before its answer`));
+      if (!head.done) reject(new Error(`${LABEL[transport]} closed before its answer`));
     });
   });
 }

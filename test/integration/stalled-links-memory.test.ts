@@ -6,6 +6,7 @@ import { performance } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
 import { FakeProvider, type Handler, openai } from "../helpers/fake-provider.js";
 import { MB, type ServerProc, type Session, startServerProc } from "../helpers/server-proc.js";
+import { HeadReader, openingRequest } from "../../bench/raw-http.js";
 
 const LINKS = 100;
 const HARD_BYTES = MB;
@@ -63,8 +64,6 @@ interface Link {
   gone: Promise<void>;
 }
 
-const HEAD_END = Buffer.from("\r\n\r\n");
-
 /** Opens a raw link and resolves once its welcome has been read; the link reads on until `socket.pause()`. */
 function openLink(transport: Transport, port: number, s: Session): Promise<Link> {
   return new Promise((resolve, reject) => {
@@ -89,28 +88,20 @@ function openLink(transport: Transport, port: number, s: Session): Promise<Link>
       resolve(link);
     };
     const body = transport === "ws" ? wsReader(link, welcome) : sseReader(link, welcome);
-    let head: Buffer | null = Buffer.alloc(0);
+    const head = new HeadReader();
     socket.once("connect", () => {
       const path = `/v1/sessions/${s.sessionId}/${transport === "ws" ? "ws" : "events"}?token=${s.token}`;
-      socket.write(
-        transport === "ws"
-          ? `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-              `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`
-          : `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`,
-      );
+      socket.write(openingRequest(transport, "127.0.0.1", port, path));
     });
     socket.on("data", (chunk: Buffer) => {
       if (link.resumed) link.bytesAfterResume += chunk.length;
-      if (head === null) {
+      if (head.done) {
         body(chunk);
         return;
       }
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf(HEAD_END);
-      if (end < 0) return;
-      const text = head.toString("latin1", 0, end);
-      const rest = head.subarray(end + 4);
-      head = null;
+      const answer = head.push(chunk);
+      if (!answer) return;
+      const { text, rest } = answer;
       const ok = transport === "ws" ? text.startsWith("HTTP/1.1 101") : text.startsWith("HTTP/1.1 200") && /\r\ntransfer-encoding: chunked/i.test(text);
       if (!ok) {
         reject(new Error(`${transport} refused: ${text.split("\r\n")[0]}`));
