@@ -1,5 +1,6 @@
 // The embedded default agent: a deterministic, paced script with progress, a streamed tool call and usage.
 import type { Agent, HistoryMessage, StepRequest, StepResult, StepSink } from "../engine/agent.js";
+import { fnv1a } from "../engine/fnv.js";
 
 export interface DemoAgentOptions {
   /** Pace of text tokens and argument fragments; 0 streams as fast as the event loop allows. @default 30 */
@@ -156,12 +157,6 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-function hash(text: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
-  return h >>> 0;
-}
-
 function chunk(text: string, size: number): string[] {
   const out: string[] = [];
   for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
@@ -170,7 +165,7 @@ function chunk(text: string, size: number): string[] {
 
 /** The exact script the demo agent follows for this input: tests compare against it. */
 export function planDemo(input: string, seed: number, replyWords: number, clientToolNames: readonly string[] = []): DemoPlan {
-  const random = mulberry32(seed ^ hash(input));
+  const random = mulberry32(seed ^ fnv1a(input));
   const clientTool = clientToolNames.find((name) => mentions(input, name));
   let call: DemoCall;
   let intro: string;

@@ -1,5 +1,6 @@
 // The ids of client messages a session has taken, so a message resent after a lost acknowledgement is answered
 // again, never applied twice (a second turn would spend twice).
+import { fnv1a } from "./fnv.js";
 
 /** A taken message: the turn it started, if any, and a fingerprint of its content (-1: unknown, any content matches). */
 interface Taken {
@@ -13,15 +14,9 @@ export type MessageIdEntry = [string, number, string | null];
 /** Set when the same id already named a different message. */
 export const ID_CONFLICT = Symbol("id conflict");
 
-/** FNV-1a over the message's JSON: a resend parses to the same JSON, a different message almost surely not. */
+/** A hash of the message's JSON: a resend parses to the same JSON, a different message almost surely not. */
 export function fingerprint(message: unknown): number {
-  const text = JSON.stringify(message);
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash >>> 0;
+  return fnv1a(JSON.stringify(message));
 }
 
 /** The newest `capacity` ids a session took; older ones fall out (a client resends only what it sent recently). */
