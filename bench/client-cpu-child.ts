@@ -5,6 +5,7 @@ import { AgentwireClient } from "@agentwire/client";
 import type { ServerMessage } from "@agentwire/protocol";
 import WebSocket from "ws";
 import { cpuMs, machineCpu } from "./proc.js";
+import type { Counters as LoadCounters, LoadResult } from "./token-load.js";
 
 export type ClientMode = "sdk" | "raw";
 
@@ -20,30 +21,10 @@ export interface ClientCpuJob {
   measureMs: number;
 }
 
-export interface ClientCpuResult {
-  elapsedMs: number;
-  tokens: number;
-  tokenFrames: number;
-  /** Frames that carried several tokens (`from` present): the server merged for a lagging reader. */
-  mergedFrames: number;
-  turns: number;
-  serverCpuMs: number;
-  clientCpuMs: number;
-  machineBusyMs: number;
-  machineStealMs: number;
-  /** Error frames, refused inputs and lost links inside the window; all should be zero. */
-  errors: number;
-  firstError: string | null;
-}
+/** The load client's result, less the bytes: the SDK does not expose them. Errors here also count refused inputs and lost links. */
+export type ClientCpuResult = Omit<LoadResult, "bytes">;
 
-interface Counters {
-  tokens: number;
-  tokenFrames: number;
-  mergedFrames: number;
-  turns: number;
-  errors: number;
-  firstError: string | null;
-}
+type Counters = Omit<LoadCounters, "bytes"> & { firstError: string | null };
 
 /** What the application does with each message: count it. Kept tiny so the client's own work dominates. */
 function count(c: Counters, m: ServerMessage): void {
