@@ -16,8 +16,10 @@ export const ErrorCode = {
   InputTooLarge: "input_too_large",
   /** Missing or malformed credentials. */
   Unauthorized: "unauthorized",
-  /** Credentials valid in form, but not for this session. */
+  /** Credentials valid in form, but not for this session; or a `configure` the operator's policy refuses (`field` names what). */
   Forbidden: "forbidden",
+  /** A browser page on an origin outside `AGENTWIRE_ALLOWED_ORIGINS`. */
+  OriginNotAllowed: "origin_not_allowed",
   SessionNotFound: "session_not_found",
   TurnNotFound: "turn_not_found",
   /** A final `input` arrived while a turn runs and `interrupt` was not set. */
@@ -26,6 +28,12 @@ export const ErrorCode = {
   ToolCallNotFound: "tool_call_not_found",
   /** Too many messages, connections, sessions or turns; see `retryAfterMs`. */
   RateLimited: "rate_limited",
+  /** An identity's quota is used up; `limit` names which (see `QuotaLimit`), `retryAfterMs` when to try again. */
+  QuotaExceeded: "quota_exceeded",
+  /** The admission queue is full: the node cannot take another waiting turn; retry after `retryAfterMs`. */
+  QueueFull: "queue_full",
+  /** A queued turn waited longer than the queue timeout without a free slot; the upstream was never called. */
+  QueueTimeout: "queue_timeout",
   /** The server is at its session or connection limit. */
   Overloaded: "overloaded",
   /** The agent's upstream (model provider) failed. */
@@ -73,6 +81,8 @@ export const CloseCode = {
   IdleTimeout: 4003,
   /** The session is held by another node that could not be reached just now. Reconnect with backoff. */
   OwnerUnavailable: 4004,
+  /** The session's identity holds as many links as its quota allows. Reconnect with backoff (after one closes). */
+  QuotaExceeded: 4005,
   /** Terminal: the session token was missing or wrong. */
   Unauthorized: 4401,
   /** Terminal: the session does not exist (or expired). Create a new one. */
@@ -111,11 +121,15 @@ export const ERRORS: Readonly<Record<ErrorCode, ErrorInfo>> = {
   input_too_large: { status: 413, retryable: false },
   unauthorized: { status: 401, retryable: false, close: CloseCode.Unauthorized },
   forbidden: { status: 403, retryable: false, close: CloseCode.Unauthorized },
+  origin_not_allowed: { status: 403, retryable: false, close: CloseCode.Unauthorized },
   session_not_found: { status: 404, retryable: false, close: CloseCode.SessionNotFound },
   turn_not_found: { status: 404, retryable: false },
   turn_active: { status: 409, retryable: true },
   tool_call_not_found: { status: 404, retryable: false },
   rate_limited: { status: 429, retryable: true },
+  quota_exceeded: { status: 429, retryable: true, close: CloseCode.QuotaExceeded },
+  queue_full: { status: 429, retryable: true },
+  queue_timeout: { status: 503, retryable: true },
   overloaded: { status: 503, retryable: true },
   upstream_error: { status: 502, retryable: false },
   upstream_overloaded: { status: 503, retryable: true },
@@ -130,3 +144,17 @@ export const ERRORS: Readonly<Record<ErrorCode, ErrorInfo>> = {
   not_found: { status: 404, retryable: false },
   internal_error: { status: 500, retryable: true, close: CloseCode.InternalError },
 };
+
+/**
+ * The per-identity limits a `quota_exceeded` error names in its `limit` field. Held limits count what exists
+ * now (live sessions, open links, accepted turns); the others count within a fixed window (the minute, the UTC day).
+ */
+export const QuotaLimit = {
+  Sessions: "sessions",
+  Connections: "connections",
+  Turns: "turns",
+  SessionsPerMinute: "sessions_per_minute",
+  TokensPerMinute: "tokens_per_minute",
+  TokensPerDay: "tokens_per_day",
+} as const;
+export type QuotaLimit = (typeof QuotaLimit)[keyof typeof QuotaLimit];

@@ -12,6 +12,8 @@ export const ErrorBody = z.object({
   message: z.string(),
   /** The offending field path, e.g. `text` or `tools.0.name`. */
   field: z.string().optional(),
+  /** `quota_exceeded` only: which limit (see `QuotaLimit`). */
+  limit: z.string().optional(),
   retryable: z.boolean().optional(),
   retryAfterMs: z.number().int().nonnegative().optional(),
 });
@@ -20,6 +22,38 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 /** Every HTTP error answer: `{ "error": { "code": ..., "message": ... } }`. */
 export const ErrorResponse = z.object({ error: ErrorBody });
 export type ErrorResponse = z.infer<typeof ErrorResponse>;
+
+/** A turn's status as the HTTP routes show it: `queued` while it waits for a slot in the admission queue. */
+export const TurnState = z.union([z.literal("queued"), z.literal("running"), TurnStatus]);
+export type TurnState = z.infer<typeof TurnState>;
+
+/** Per-identity limit overrides (0: no limit); names as in `QuotaLimit`. */
+export const QuotaOverrides = z.strictObject({
+  sessions: z.number().int().nonnegative().optional(),
+  connections: z.number().int().nonnegative().optional(),
+  turns: z.number().int().nonnegative().optional(),
+  sessions_per_minute: z.number().int().nonnegative().optional(),
+  tokens_per_minute: z.number().int().nonnegative().optional(),
+  tokens_per_day: z.number().int().nonnegative().optional(),
+});
+export type QuotaOverrides = z.infer<typeof QuotaOverrides>;
+
+/**
+ * The optional JSON body of `POST /v1/sessions` from a holder of an operator API key (a JWT carries the same
+ * fields as claims, with `sub` for `user`). Everything here narrows the session; nothing widens the operator's policy.
+ */
+export const CreateSessionRequest = z.strictObject({
+  /** The end user the session acts for: the identity becomes `<key name>/<user>`, with quotas of its own. */
+  user: z.string().min(1).max(128).optional(),
+  /** Pins the session's model (it must be one the operator allows); `configure` cannot change it. */
+  model: z.string().min(1).max(200).optional(),
+  /** A system prompt for this identity, after the operator's and before the client's. */
+  system: z.string().max(100_000).optional(),
+  /** The only tools the session may use (server tools offered to the model, client tools it may declare). */
+  tools: z.array(z.string().min(1).max(64)).max(256).optional(),
+  limits: QuotaOverrides.optional(),
+});
+export type CreateSessionRequest = z.infer<typeof CreateSessionRequest>;
 
 /** `201` to `POST /v1/sessions`. The URLs are paths on this server (behind a prefix when one is configured). */
 export const CreateSessionResponse = z.object({
@@ -54,7 +88,7 @@ export type HistoryEntry = z.infer<typeof HistoryEntry>;
 export const TurnSummary = z.object({
   id: z.string(),
   input: z.string(),
-  status: z.union([z.literal("running"), TurnStatus]),
+  status: TurnState,
   reason: z.string().optional(),
   /** Text streamed so far, all steps. */
   text: z.string(),
@@ -89,7 +123,7 @@ export type SessionSnapshot = z.infer<typeof SessionSnapshot>;
 /** `200` to `GET /v1/sessions/:id/turns/:turn`: the polling path; `lastSeq` lets a poller switch to a stream without a gap. */
 export const TurnView = z.object({
   turn: z.string(),
-  status: z.union([z.literal("running"), TurnStatus]),
+  status: TurnState,
   reason: z.string().nullable(),
   input: z.string(),
   text: z.string(),
@@ -97,6 +131,8 @@ export const TurnView = z.object({
   usage: z.object({ inputTokens: z.number().int().nonnegative(), outputTokens: z.number().int().nonnegative() }).nullable(),
   startedAt: z.number(),
   endedAt: z.number().nullable(),
+  /** While `queued`: turns ahead of it in the admission queue. */
+  position: z.number().int().nonnegative().optional(),
   lastSeq: seq,
 });
 export type TurnView = z.infer<typeof TurnView>;

@@ -133,6 +133,10 @@ export const ProgressEvent = z.object({
   message: z.string().optional(),
   /** 0..1 when the agent can tell. */
   fraction: z.number().min(0).max(1).optional(),
+  /** `stage: "queued"` only: turns ahead of this one in the node's admission queue; 0 when it starts now. */
+  position: z.number().int().nonnegative().optional(),
+  /** `stage: "queued"` only: the server's estimate of the wait (ms), when it has one. */
+  etaMs: z.number().int().nonnegative().optional(),
 });
 
 export const UsageEvent = z.object({
@@ -168,6 +172,8 @@ export const ErrorEvent = z.object({
   retryAfterMs: z.number().int().nonnegative().optional(),
   /** The offending field path, e.g. `text` or `tools.0.name`. */
   field: z.string().optional(),
+  /** `quota_exceeded` only: which limit (`turns`, `tokens_per_day`...). */
+  limit: z.string().optional(),
   /** The client message id this answers. */
   id: z.string().optional(),
 });

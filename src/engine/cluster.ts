@@ -3,6 +3,7 @@ import { type ClientMessage, CloseCode, ErrorCode } from "@agentwire/protocol";
 import { type Broker, BrokerTimeout, type NodeRequest, type StoredEvent } from "../broker/broker.js";
 import type { EngineContext } from "./context.js";
 import { LogPersister, type PersisterOptions, sessionRecord } from "./persister.js";
+import { ANONYMOUS, type Principal } from "./quota.js";
 import { Session, type SessionState, type SubmitOutcome } from "./session.js";
 
 export interface ClusterOptions {
@@ -114,7 +115,7 @@ export class Cluster {
       if (this.ctx.now() - this.reconnectedAt < this.options.leaseTtlMs) throw new Error("the broker came back moments ago; the session may not be stored again yet");
       return null;
     }
-    const session = new Session(sessionId, record.token, this.ctx);
+    const session = new Session(sessionId, record.token, this.ctx, principalOf(record));
     session.role = "replica";
     await this.fill(session, -1);
     this.sessions.set(sessionId, session);
@@ -403,4 +404,13 @@ export class Cluster {
 
 function unavailable(err: Error): SubmitOutcome {
   return { ok: false, error: { code: ErrorCode.OwnerUnavailable, message: `the session's owner did not answer: ${err.message}`, retryable: true, retryAfterMs: 1000 } };
+}
+
+/** The principal a session was created for, from its stored record (the anonymous one for records without). */
+function principalOf(record: { state: string }): Principal {
+  try {
+    return (JSON.parse(record.state) as SessionState).principal ?? ANONYMOUS;
+  } catch {
+    return ANONYMOUS;
+  }
 }

@@ -2,6 +2,20 @@
 import type { Agent } from "./agent.js";
 import type { Logger } from "../logger.js";
 import type { ToolRegistry } from "./tools.js";
+import type { QuotaStore } from "./quota.js";
+import type { TurnQueue } from "./turn-queue.js";
+
+/** What the operator fixes for every session, whatever its clients configure. */
+export interface OperatorPolicy {
+  /** Models a `configure` may choose; empty: any. A single entry pins the model. */
+  allowedModels: readonly string[];
+  /** The operator's system prompt: first in every turn's system prompt; a client cannot replace it. */
+  system?: string;
+  /** Whether a client's `configure.system` is taken (appended after the operator's and the identity's); else `forbidden`. */
+  clientSystem: boolean;
+}
+
+export const OPEN_POLICY: OperatorPolicy = Object.freeze({ allowedModels: [], clientSystem: true });
 
 export interface EngineLimits {
   /** Events kept per session log. @default 10000 */
@@ -24,8 +38,14 @@ export interface EngineLimits {
   sessionIdleMs: number;
   /** Sessions held at once. @default 100000 */
   maxSessions: number;
-  /** Turns running at once across all sessions. @default 1000 */
+  /** Turns running at once across all sessions; more wait in the admission queue. @default 1000 */
   maxConcurrentTurns: number;
+  /** Turns waiting in the admission queue at once; past it an input is refused `queue_full`. @default 10000 */
+  maxQueuedTurns: number;
+  /** Longest a turn waits in the queue (ms); then it fails `queue_timeout`. @default 60000 */
+  queueTimeoutMs: number;
+  /** How often queued turns hear their position, at most (ms). @default 500 */
+  queueUpdateMs: number;
   /** Client messages per second per session (sustained). @default 50 */
   inputRatePerSec: number;
   /** Client messages a session may send in a burst. @default 100 */
@@ -63,6 +83,9 @@ export const defaultLimits: EngineLimits = {
   sessionIdleMs: 30 * 60_000,
   maxSessions: 100_000,
   maxConcurrentTurns: 1000,
+  maxQueuedTurns: 10_000,
+  queueTimeoutMs: 60_000,
+  queueUpdateMs: 500,
   inputRatePerSec: 50,
   inputBurst: 100,
   maxTurnsKept: 50,
@@ -89,9 +112,11 @@ export interface EngineContext {
   heartbeatMs: number;
   logger: Logger;
   now: () => number;
-  runningTurns(): number;
-  turnStarted(): void;
-  turnEnded(): void;
+  /** Capacity and the admission queue: every accepted turn goes through it. */
+  queue: TurnQueue;
+  /** Per-identity quotas (this node's, or shared through Redis). */
+  quotas: QuotaStore;
+  policy: OperatorPolicy;
   /** The node-wide memory budget: new sessions and turns are refused while it is exceeded. */
   memory: { readonly overloaded: boolean };
   /** Set when the server shuts down: no new turn starts, running ones may finish. */

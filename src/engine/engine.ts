@@ -7,7 +7,10 @@ import { Attachment, type AttachmentOptions } from "./attachment.js";
 import { LagWatch } from "./outbox.js";
 import { Cluster, type ClusterOptions, defaultClusterOptions } from "./cluster.js";
 import { RandomIds } from "./ids.js";
-import { type EngineContext, type EngineLimits, defaultLimits } from "./context.js";
+import { type EngineContext, type EngineLimits, OPEN_POLICY, type OperatorPolicy, defaultLimits } from "./context.js";
+import { ANONYMOUS, GRANTED, LocalQuotaStore, type Principal, type QuotaAnswer, type QuotaStore, isUnlimited, quotaError } from "./quota.js";
+import type { SubmitError } from "./session-types.js";
+import { TurnQueue } from "./turn-queue.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { MemoryGuard, type MemoryGuardOptions } from "./memory-guard.js";
 import { Session, type SessionSnapshot, type SubmitOutcome } from "./session.js";
@@ -34,7 +37,14 @@ export interface EngineOptions {
   cluster?: Partial<ClusterOptions>;
   /** The node-wide memory budget. @default V8 heap at 85 % of its limit, no RSS bound */
   memory?: MemoryGuardOptions;
+  /** Where per-identity quotas are counted. @default this process only */
+  quotas?: QuotaStore;
+  /** Models, system prompt and client prompts as the operator allows them. @default any model, no operator prompt */
+  policy?: OperatorPolicy;
 }
+
+/** A session made, or why not: a code the transports map through `ERRORS`. */
+export type CreateResult = { ok: true; sessionId: string; token: string } | { ok: false; error: SubmitError };
 
 export type AuthResult =
   | { ok: true; session: Session }
@@ -44,15 +54,15 @@ export type AuthResult =
 export class Engine {
   private readonly sessions = new Map<string, Session>();
   private readonly ctx: EngineContext;
-  private running = 0;
   private readonly sweeper: NodeJS.Timeout;
   /** Null when standalone: one node needs no leases, replicas or stored copy of its logs. */
   private readonly cluster: Cluster | null;
   private readonly ids = new RandomIds();
   private drainingState: { retryAfterMs: number } | null = null;
-  /** Called once no turn runs (graceful shutdown waits on it). */
-  private idleWaiters: (() => void)[] = [];
   readonly broker: Broker | null;
+  /** Capacity and the admission queue of this node. */
+  readonly queue: TurnQueue;
+  readonly quotas: QuotaStore;
   readonly nodeId: string;
   readonly memory: MemoryGuard;
   /** Lagging links, watched for stalls by one timer. */
@@ -62,6 +72,15 @@ export class Engine {
   constructor(options: EngineOptions) {
     const limits = { ...defaultLimits, ...options.limits };
     this.memory = new MemoryGuard({ maxRssBytes: 0, ...options.memory });
+    const now = options.now ?? Date.now;
+    this.queue = new TurnQueue({
+      capacity: limits.maxConcurrentTurns,
+      maxQueued: limits.maxQueuedTurns,
+      timeoutMs: limits.queueTimeoutMs,
+      updateMs: limits.queueUpdateMs,
+      now,
+    });
+    this.quotas = options.quotas ?? new LocalQuotaStore();
     this.ctx = {
       agent: options.agent,
       logLimits: { maxEvents: limits.logMaxEvents, maxAgeMs: limits.logMaxAgeMs, maxBytes: limits.logMaxBytes },
@@ -71,15 +90,10 @@ export class Engine {
       defaultModel: options.defaultModel,
       heartbeatMs: options.heartbeatMs ?? 25_000,
       logger: options.logger ?? silentLogger,
-      now: options.now ?? Date.now,
-      runningTurns: () => this.running,
-      turnStarted: () => {
-        this.running++;
-      },
-      turnEnded: () => {
-        this.running--;
-        if (this.running === 0) for (const wake of this.idleWaiters.splice(0)) wake();
-      },
+      now,
+      queue: this.queue,
+      quotas: this.quotas,
+      policy: options.policy ?? OPEN_POLICY,
       draining: () => this.drainingState,
       memory: this.memory,
     };
@@ -105,7 +119,11 @@ export class Engine {
   }
 
   get runningTurns(): number {
-    return this.running;
+    return this.queue.running;
+  }
+
+  get queuedTurns(): number {
+    return this.queue.queued;
   }
 
   /** Set once a graceful shutdown began: how long clients should wait before they retry. */
@@ -120,30 +138,70 @@ export class Engine {
    */
   async quiesce(graceMs: number, retryAfterMs: number, signal?: AbortSignal): Promise<void> {
     this.drainingState = { retryAfterMs };
-    if (this.running === 0 || graceMs <= 0 || signal?.aborted) return;
+    // Queued turns never started: they end now (server_draining, retryable), and their clients send them elsewhere.
+    this.queue.drain();
+    if (this.queue.running === 0 || graceMs <= 0 || signal?.aborted) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", done);
-        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
         resolve();
       };
       const timer = setTimeout(done, graceMs);
       signal?.addEventListener("abort", done, { once: true });
-      this.idleWaiters.push(done);
+      void this.queue.whenIdle().then(done);
     });
   }
 
-  /** Creates a session and its secret token (stored for every node), or null at the session limit or memory budget. */
-  async createSession(): Promise<{ sessionId: string; token: string } | null> {
-    if (this.sessions.size >= this.ctx.limits.maxSessions || this.memory.overloaded) return null;
+  /** Creates a session and its secret token (stored for every node), or null when it may not be made now. */
+  async createSession(principal: Principal = ANONYMOUS): Promise<{ sessionId: string; token: string } | null> {
+    const created = await this.tryCreateSession(principal);
+    return created.ok ? { sessionId: created.sessionId, token: created.token } : null;
+  }
+
+  /**
+   * Creates a session for `principal`, or says why not: the node's session limit or memory budget (`overloaded`),
+   * or the principal's `sessions` / `sessions_per_minute` quota (`quota_exceeded`, naming the limit).
+   */
+  async tryCreateSession(principal: Principal = ANONYMOUS): Promise<CreateResult> {
+    if (this.sessions.size >= this.ctx.limits.maxSessions || this.memory.overloaded) {
+      return { ok: false, error: { code: ErrorCode.Overloaded, message: "the server is at its session limit or memory budget", retryable: true, retryAfterMs: 5000 } };
+    }
+    const limited = !isUnlimited(principal.limits);
+    if (limited) {
+      const { limits, identity } = principal;
+      let answer: QuotaAnswer;
+      try {
+        answer = await this.quotas.admit(identity, { hold: { kind: "sessions", limit: limits.sessions }, take: { kind: "sessions_per_minute", limit: limits.sessions_per_minute, amount: 1 } }, this.ctx.now());
+      } catch (err) {
+        this.ctx.logger.warn({ err: (err as Error).message }, "quota store unavailable");
+        return { ok: false, error: { code: ErrorCode.OwnerUnavailable, message: "the quota store cannot be reached: retry", retryable: true, retryAfterMs: 1000 } };
+      }
+      if (!answer.ok) return { ok: false, error: quotaError(answer) };
+    }
     const sessionId = `s_${this.ids.next(12)}`;
     const token = this.ids.next(24);
-    const session = new Session(sessionId, token, this.ctx);
+    const session = new Session(sessionId, token, this.ctx, principal);
+    if (limited) session.countAsCreated();
     this.sessions.set(sessionId, session);
     if (this.cluster) await this.adopt(this.cluster, session);
-    this.ctx.logger.info({ sessionId }, "session created");
-    return { sessionId, token };
+    this.ctx.logger.info({ sessionId, identity: principal.identity }, "session created");
+    return { ok: true, sessionId, token };
+  }
+
+  /**
+   * Counts one more open link (WebSocket or SSE) in the session's principal's `connections` quota; call
+   * `releaseConnection` when it closes (only after a granted answer). Immediate unless the store is shared.
+   */
+  admitConnection(session: Session): QuotaAnswer | Promise<QuotaAnswer> {
+    const quotas = session.quotas;
+    if (!quotas) return GRANTED;
+    const { identity, limits } = session.principal;
+    return quotas.admit(identity, { hold: { kind: "connections", limit: limits.connections } }, this.ctx.now());
+  }
+
+  releaseConnection(session: Session): void {
+    session.quotas?.release(session.principal.identity, "connections");
   }
 
   private async adopt(cluster: Cluster, session: Session): Promise<void> {
@@ -250,6 +308,7 @@ export class Engine {
   /** Stops timers and cancels running turns. */
   close(): void {
     clearInterval(this.sweeper);
+    this.queue.close();
     this.lagWatch.close();
     this.cluster?.close();
     for (const session of this.sessions.values()) session.end(CloseCode.GoingAway, "server_closing");
@@ -258,6 +317,7 @@ export class Engine {
 
   expireIdle(): number {
     const now = this.ctx.now();
+    this.quotas.sweep(now);
     let expired = 0;
     for (const [id, session] of this.sessions) {
       if (session.role !== "owner" || !session.isIdle(now)) continue;

@@ -3,6 +3,7 @@ import type { ClientMessage, ErrorCode, ServerMessage, ToolDeclaration } from "@
 import type { HistoryMessage } from "./agent.js";
 import type { EventLog, LogEntry } from "./event-log.js";
 import type { MessageIdEntry } from "./message-ids.js";
+import type { Principal } from "./quota.js";
 
 /** Why a client message was refused: a code, which transports map through `ERRORS` (HTTP status, close code). */
 export interface SubmitError {
@@ -11,6 +12,8 @@ export interface SubmitError {
   retryable: boolean;
   retryAfterMs?: number;
   field?: string;
+  /** `quota_exceeded` only: which limit. */
+  limit?: string;
 }
 
 /** `duplicate`: the message id was taken before; nothing was applied again and `turn` is the one it started then. */
@@ -27,6 +30,8 @@ export interface SessionState {
   messageIds?: MessageIdEntry[];
   /** The turn running when this was saved: a node taking over ends it `owner_lost` whatever the log still holds. */
   activeTurn?: { id: string; input: string };
+  /** Who the session acts for (absent for sessions made without one). */
+  principal?: Principal;
 }
 
 /** How a replica reaches the owner of its session (another node). */

@@ -16,6 +16,8 @@ import { frozenEmpty } from "./empty.js";
 import { EventLog, type LogEntry } from "./event-log.js";
 import { ID_CONFLICT, MessageIds, fingerprint } from "./message-ids.js";
 import { TokenBucket } from "./rate.js";
+import { ANONYMOUS, GRANTED, type Principal, type QuotaAnswer, type QuotaRequest, type QuotaStore, isUnlimited, quotaError } from "./quota.js";
+import type { QueuedTurn } from "./turn-queue.js";
 import { trimHistory } from "./history.js";
 import { type AttachedSession, type OwnerHooks, type OwnerLink, type SessionSnapshot, type SessionState, type SubmitOutcome, refuse } from "./session-types.js";
 import { Turn, type TurnRecord } from "./turn.js";
@@ -54,14 +56,37 @@ export class Session implements AttachedSession<Attachment> {
   hooks: OwnerHooks | null = null;
   /** The running turn as seen in a replica's log. */
   private replicaTurn: string | null = null;
+  /** Whether this node counts the session in its principal's `sessions` quota (it owns it). */
+  private countedSession = false;
+  /** The turn counted in the principal's `turns` quota, released when it ends. */
+  private heldTurn: Turn | null = null;
+  /** A message waiting on the quota store: later messages wait behind it, so they apply in order. */
+  private busy: Promise<unknown> | null = null;
 
   constructor(
     readonly id: string,
     readonly token: string,
     private readonly ctx: EngineContext,
+    /** Who the session acts for, and the policy signed for it. Fixed for the session's life, on every node. */
+    readonly principal: Principal = ANONYMOUS,
   ) {
     this.log = new EventLog(ctx.logLimits, ctx.now);
     this.lastActivity = ctx.now();
+    this.quotas = isUnlimited(principal.limits) ? null : ctx.quotas;
+  }
+
+  /** Null when the principal has no limit: nothing of this session is counted anywhere. */
+  readonly quotas: QuotaStore | null;
+
+  /** The session was counted in its principal's `sessions` quota when it was created here. */
+  countAsCreated(): void {
+    this.countedSession = true;
+  }
+
+  private uncount(): void {
+    if (!this.countedSession) return;
+    this.countedSession = false;
+    this.quotas?.release(this.principal.identity, "sessions");
   }
 
   get isEnded(): boolean {
@@ -118,6 +143,7 @@ export class Session implements AttachedSession<Attachment> {
     const state: SessionState = { model: this.model, system: this.system, clientTools: this.clientTools, history: this.history, turnCounter: this.turnCounter };
     if (this.messageIds && this.messageIds.size > 0) state.messageIds = this.messageIds.entries();
     if (this.activeTurn) state.activeTurn = { id: this.activeTurn.id, input: this.activeTurn.record.input };
+    if (this.principal !== ANONYMOUS) state.principal = this.principal;
     return state;
   }
 
@@ -154,6 +180,10 @@ export class Session implements AttachedSession<Attachment> {
     this.role = "owner";
     this.ownerLink = null;
     this.replicaTurn = null;
+    if (!this.countedSession && this.quotas) {
+      this.quotas.adopt(this.principal.identity, "sessions");
+      this.countedSession = true;
+    }
     if (orphan) {
       // State is saved when turns end, so the lost turn's question is usually known from its
       // turn_start only (unless a configure during the turn saved it already).
@@ -171,6 +201,7 @@ export class Session implements AttachedSession<Attachment> {
   demote(link: OwnerLink): void {
     this.activeTurn?.cancel("session_ended");
     this.activeTurn = null;
+    this.uncount();
     this.role = "replica";
     this.ownerLink = link;
     this.hooks = null;
@@ -197,6 +228,7 @@ export class Session implements AttachedSession<Attachment> {
    * turn's id just before its first event, so an acknowledgement can precede `turn_start`.
    */
   submit(message: ClientMessage, onTurn?: (turnId: string) => void): SubmitOutcome | Promise<SubmitOutcome> {
+    if (this.busy) return this.busy.then(() => this.submit(message, onTurn));
     if (this.ended) return refuse(ErrorCode.SessionNotFound, "the session has ended");
     this.lastActivity = this.ctx.now();
     if (this.role === "replica" && this.ownerLink) return this.ownerLink.submit(message);
@@ -213,17 +245,20 @@ export class Session implements AttachedSession<Attachment> {
     if (taken) return { ok: true, turn: taken.turn, duplicate: true };
     // Remembered before it applies, so a state saved while it applies (configure) holds the id.
     this.ids().remember(id, print);
+    const settle = (outcome: SubmitOutcome): SubmitOutcome => {
+      if (outcome.ok) this.ids().settle(id, outcome.turn);
+      else this.ids().forget(id);
+      return outcome;
+    };
     const outcome = this.apply(message, onTurn);
-    if (outcome.ok) this.ids().settle(id, outcome.turn);
-    else this.ids().forget(id);
-    return outcome;
+    return outcome instanceof Promise ? outcome.then(settle) : settle(outcome);
   }
 
   private ids(): MessageIds {
     return (this.messageIds ??= new MessageIds(this.ctx.limits.messageIdWindow));
   }
 
-  private apply(message: ClientMessage, onTurn?: (turnId: string) => void): SubmitOutcome {
+  private apply(message: ClientMessage, onTurn?: (turnId: string) => void): SubmitOutcome | Promise<SubmitOutcome> {
     switch (message.type) {
       case "input":
         return this.input(message, onTurn);
@@ -244,7 +279,7 @@ export class Session implements AttachedSession<Attachment> {
     }
   }
 
-  private input(message: InputMessage, onTurn?: (turnId: string) => void): SubmitOutcome {
+  private input(message: InputMessage, onTurn?: (turnId: string) => void): SubmitOutcome | Promise<SubmitOutcome> {
     const { limits } = this.ctx;
     // Before anything changes: a shutting-down node neither starts a turn nor buffers input it
     // would lose; the client sends it again, to the next owner.
@@ -257,13 +292,13 @@ export class Session implements AttachedSession<Attachment> {
       return refuse(ErrorCode.InputTooLarge, `input exceeds ${limits.maxInputChars} characters`, { field: "text" });
     }
     if (message.final && text.trim().length === 0) return refuse(ErrorCode.InvalidMessage, "input text is empty", { field: "text" });
-    // Only an input that will be taken interrupts: a refused one changes nothing, the running turn included.
-    if (message.interrupt && this.activeTurn) this.activeTurn.cancel("interrupted");
     if (!message.final) {
+      // Only an input that will be taken interrupts: a refused one changes nothing, the running turn included.
+      if (message.interrupt && this.activeTurn) this.activeTurn.cancel("interrupted");
       this.pending = text;
       return { ok: true };
     }
-    if (this.activeTurn) {
+    if (this.activeTurn && !message.interrupt) {
       return refuse(ErrorCode.TurnActive, `turn ${this.activeTurn.id} is running: cancel it, or send input with interrupt: true`, {
         retryable: true,
         field: "interrupt",
@@ -272,15 +307,63 @@ export class Session implements AttachedSession<Attachment> {
     if (this.ctx.memory.overloaded) {
       return refuse(ErrorCode.Overloaded, "the server is at its memory budget: retry shortly", { retryable: true, retryAfterMs: OVERLOADED_RETRY_MS });
     }
-    if (this.ctx.runningTurns() >= limits.maxConcurrentTurns) {
-      return refuse(ErrorCode.RateLimited, "the server is running its maximum number of turns", { retryable: true, retryAfterMs: 1000 });
+    if (!this.ctx.queue.canAccept()) {
+      return refuse(ErrorCode.QueueFull, "the server's admission queue is full", { retryable: true, retryAfterMs: this.ctx.queue.retryAfterMs() });
     }
-    this.pending = "";
-    return { ok: true, turn: this.startTurn(text, message.id, onTurn) };
+    // A turn that interrupts another takes over its place in the `turns` quota; any other needs one of its own.
+    const interrupting = this.activeTurn !== null;
+    const { limits: quota, identity } = this.principal;
+    const request: QuotaRequest = {
+      hold: interrupting ? undefined : { kind: "turns", limit: quota.turns },
+      check: [
+        { kind: "tokens_per_minute", limit: quota.tokens_per_minute },
+        { kind: "tokens_per_day", limit: quota.tokens_per_day },
+      ],
+    };
+    const answer = this.quotas ? this.quotas.admit(identity, request, this.ctx.now()) : GRANTED;
+    const admitted = (a: QuotaAnswer): SubmitOutcome => {
+      if (!a.ok) return { ok: false, error: quotaError(a) };
+      if (this.ended || (this.activeTurn && !interrupting)) {
+        if (!interrupting) this.quotas?.release(identity, "turns");
+        return this.ended ? refuse(ErrorCode.SessionNotFound, "the session has ended") : refuse(ErrorCode.TurnActive, "another turn started first", { retryable: true, field: "interrupt" });
+      }
+      if (interrupting) {
+        // The interrupted turn's place in the quota passes to the new one (taken anew if it held none, or ended meanwhile).
+        const transferred = this.activeTurn !== null && this.heldTurn === this.activeTurn;
+        this.heldTurn = null;
+        this.activeTurn?.cancel("interrupted");
+        if (!transferred) this.quotas?.adopt(identity, "turns");
+      }
+      this.pending = "";
+      return { ok: true, turn: this.startTurn(text, message.id, onTurn) };
+    };
+    if (!(answer instanceof Promise)) return admitted(answer);
+    // Later messages of this session wait for this one: a cancel must find the turn it meant.
+    const outcome = answer.then(admitted, () => refuse(ErrorCode.OwnerUnavailable, "the quota store cannot be reached: retry", { retryable: true, retryAfterMs: 1000 }));
+    const busy = outcome.finally(() => {
+      if (this.busy === busy) this.busy = null;
+    });
+    this.busy = busy;
+    return outcome;
   }
 
   private configure(message: ConfigureMessage): SubmitOutcome {
-    const { limits } = this.ctx;
+    const { limits, policy } = this.ctx;
+    const pinned = this.principal.model;
+    if (message.model !== undefined && pinned !== undefined && message.model !== pinned) {
+      return refuse(ErrorCode.Forbidden, "this session's model is fixed by its credentials", { field: "model" });
+    }
+    if (message.model !== undefined && policy.allowedModels.length > 0 && !policy.allowedModels.includes(message.model)) {
+      return refuse(ErrorCode.Forbidden, `model "${message.model}" is not one the operator allows`, { field: "model" });
+    }
+    if (message.system !== undefined && !policy.clientSystem) {
+      return refuse(ErrorCode.Forbidden, "the operator does not take system prompts from clients", { field: "system" });
+    }
+    const allowedTools = this.principal.tools;
+    if (message.tools !== undefined && allowedTools) {
+      const at = message.tools.findIndex((t) => !allowedTools.includes(t.name));
+      if (at >= 0) return refuse(ErrorCode.Forbidden, `tool "${message.tools[at]?.name}" is not allowed for this session`, { field: `tools.${at}.name` });
+    }
     // Checked before anything changes: a refused configure leaves the session as it was.
     if (message.system !== undefined && message.system.length > limits.maxSystemChars) {
       return refuse(ErrorCode.InputTooLarge, `the system prompt exceeds ${limits.maxSystemChars} characters`, { field: "system" });
@@ -304,16 +387,29 @@ export class Session implements AttachedSession<Attachment> {
     return { ok: true };
   }
 
+  /** The model turns use: the principal's pin, else the client's choice, else the server's default. */
+  private get effectiveModel(): string | undefined {
+    return this.principal.model ?? this.model ?? this.ctx.defaultModel;
+  }
+
+  /** The operator's prompt, then the identity's, then the client's; each only when present. */
+  private get effectiveSystem(): string | undefined {
+    const parts = [this.ctx.policy.system, this.principal.system, this.system].filter((p): p is string => p !== undefined && p !== "");
+    return parts.length > 0 ? parts.join("\n\n") : undefined;
+  }
+
   private startTurn(input: string, messageId: string | undefined, onTurn?: (turnId: string) => void): string {
     const id = `t${++this.turnCounter}`;
     onTurn?.(id);
+    const tools = this.principal.tools;
     const turn = new Turn(id, input, {
       messageId,
       sessionId: this.id,
       agent: this.ctx.agent,
       tools: this.ctx.tools,
-      model: this.model ?? this.ctx.defaultModel,
-      system: this.system,
+      allowedTools: tools ? new Set(tools) : undefined,
+      model: this.effectiveModel,
+      system: this.effectiveSystem,
       clientTools: this.clientTools,
       history: this.history,
       maxSteps: this.ctx.limits.maxSteps,
@@ -323,27 +419,56 @@ export class Session implements AttachedSession<Attachment> {
       timeoutMs: this.ctx.limits.turnTimeoutMs,
       emit: (event) => this.emit(event),
       emitToken: (turn, text) => this.emitToken(turn, text),
-      onEnd: (ended) => this.onTurnEnd(ended),
+      onEnd: (ended) => this.onTurnEnd(ended, entry),
       log: (level, obj, msg) => this.ctx.logger[level]({ sessionId: this.id, ...obj }, msg),
     });
+    let ran = false;
+    const entry: QueuedTurn & { ran(): boolean } = {
+      identity: this.principal.identity,
+      start: () => {
+        ran = true;
+        void turn.run();
+      },
+      moved: (position, etaMs) => turn.queued(position, etaMs),
+      expire: (why) => {
+        const retryAfterMs = this.ctx.queue.retryAfterMs();
+        if (why === "timeout") turn.expire(ErrorCode.QueueTimeout, "no slot freed up within the queue timeout", retryAfterMs);
+        else turn.expire(ErrorCode.ServerDraining, "the server is shutting down: send this again shortly", retryAfterMs);
+      },
+      ran: () => ran,
+    };
     this.activeTurn = turn;
+    this.heldTurn = turn;
     const turns = (this.turns ??= new Map());
     turns.set(id, turn.record);
     trimTurnRecords(turns, this.ctx.limits.maxTurnsKept, this.ctx.limits.maxHistoryChars);
-    this.ctx.turnStarted();
     this.history.push({ role: "user", text: input });
     if (messageId !== undefined) this.messageIds?.settle(messageId, id);
     // Saved at once (one write per turn): a node taking over must learn of this turn even when a long one has
     // pushed its turn_start out of the log, or the turn would never end.
     this.hooks?.changed();
-    void turn.run();
+    turn.begin();
+    // Checked by canAccept() before anything changed, and nothing ran since: the queue has room.
+    this.ctx.queue.request(entry);
     return id;
   }
 
-  private onTurnEnd(turn: Turn): void {
+  private onTurnEnd(turn: Turn, entry: QueuedTurn & { ran(): boolean }): void {
     if (this.activeTurn === turn) this.activeTurn = null;
     this.lastActivity = this.ctx.now();
-    this.ctx.turnEnded();
+    if (entry.ran()) this.ctx.queue.finished(Date.now() - turn.runStartedAt);
+    else this.ctx.queue.remove(entry);
+    const { identity } = this.principal;
+    if (this.heldTurn === turn) {
+      this.heldTurn = null;
+      this.quotas?.release(identity, "turns");
+    }
+    const spent = turn.record.inputTokens + turn.record.outputTokens;
+    if (spent > 0 && this.quotas) {
+      const now = this.ctx.now();
+      this.quotas.add(identity, "tokens_per_minute", spent, now);
+      this.quotas.add(identity, "tokens_per_day", spent, now);
+    }
     trimHistory(this.history, this.ctx.limits);
     if (this.turns) trimTurnRecords(this.turns, this.ctx.limits.maxTurnsKept, this.ctx.limits.maxHistoryChars);
     this.hooks?.changed();
@@ -360,7 +485,7 @@ export class Session implements AttachedSession<Attachment> {
       firstSeq: this.log.firstSeq,
       activeTurn: this.activeTurnId,
       pendingInput: this.pending,
-      config: { model: this.model ?? this.ctx.defaultModel, system: this.system, tools: this.clientTools },
+      config: { model: this.effectiveModel, system: this.system, tools: this.clientTools },
       history: [...this.history],
       turns: this.turns ? [...this.turns.values()] : [],
     };
@@ -371,6 +496,7 @@ export class Session implements AttachedSession<Attachment> {
     if (this.ended) return;
     this.activeTurn?.cancel("session_ended");
     this.ended = true;
+    this.uncount();
     for (const attachment of this.attachments) attachment.close(code, reason);
   }
 

@@ -7,7 +7,8 @@ import type { ToolRegistry } from "./tools.js";
 export interface TurnRecord {
   id: string;
   input: string;
-  status: "running" | TurnStatus;
+  /** `queued` while it waits in the node's admission queue (its turn_start is out, the upstream not called). */
+  status: "queued" | "running" | TurnStatus;
   reason?: string;
   /** Text streamed so far, all steps. */
   text: string;
@@ -15,6 +16,8 @@ export interface TurnRecord {
   outputTokens: number;
   startedAt: number;
   endedAt?: number;
+  /** While queued: turns ahead of it. */
+  position?: number;
 }
 
 export interface TurnDeps {
@@ -23,6 +26,8 @@ export interface TurnDeps {
   messageId?: string;
   agent: Agent;
   tools: ToolRegistry;
+  /** The only server tools this session's principal may use; absent: all. */
+  allowedTools?: ReadonlySet<string>;
   model: string | undefined;
   system: string | undefined;
   clientTools: readonly ToolDeclaration[];
@@ -60,13 +65,15 @@ export class Turn {
   /** Where the running step's text starts in `texts`. */
   private stepStart = 0;
   private deadline: NodeJS.Timeout | null = null;
+  /** When the agent started (0: never ran, e.g. cancelled while queued). */
+  runStartedAt = 0;
 
   constructor(
     readonly id: string,
     input: string,
     private readonly deps: TurnDeps,
   ) {
-    this.record = { id, input, status: "running", text: "", inputTokens: 0, outputTokens: 0, startedAt: Date.now() };
+    this.record = { id, input, status: "queued", text: "", inputTokens: 0, outputTokens: 0, startedAt: Date.now() };
     // An own enumerable getter while running: JSON (snapshots, forwarding) and readers see the text so far.
     Object.defineProperty(this.record, "text", { get: () => this.allText, enumerable: true, configurable: true });
   }
@@ -87,11 +94,31 @@ export class Turn {
     return this.controller.signal;
   }
 
-  /** Starts the turn; the returned promise settles when the agent work is over (turn_end may come earlier on cancel). */
-  async run(): Promise<void> {
+  /** The turn is accepted: `turn_start` goes out. It runs once `run` is called (at once, or when the queue lets it). */
+  begin(): void {
     const start: LoggedEventInput = { type: "turn_start", turn: this.id, input: this.record.input };
     if (this.deps.messageId !== undefined) start.id = this.deps.messageId;
     this.deps.emit(start);
+  }
+
+  /** Where it stands in the admission queue: a logged `progress{stage:"queued"}`. */
+  queued(position: number, etaMs: number | undefined): void {
+    if (this.ended) return;
+    this.record.position = position;
+    this.deps.emit({ type: "progress", turn: this.id, stage: "queued", position, etaMs });
+  }
+
+  /** Ends a turn that never ran (queue timeout, a draining node): the upstream was never called. */
+  expire(code: ErrorCode, message: string, retryAfterMs: number): void {
+    this.fail(new AgentError(code, message, true, retryAfterMs));
+  }
+
+  /** Runs the agent; the returned promise settles when the agent work is over (turn_end may come earlier on cancel). */
+  async run(): Promise<void> {
+    if (this.ended) return;
+    this.record.status = "running";
+    delete this.record.position;
+    this.runStartedAt = Date.now();
     const { timeoutMs } = this.deps;
     this.deadline = setTimeout(() => this.fail(new AgentError(ErrorCode.UpstreamTimeout, `the turn ran longer than ${timeoutMs} ms`, true)), timeoutMs);
     this.deadline.unref();
@@ -133,7 +160,9 @@ export class Turn {
   }
 
   private allTools(): ToolDeclaration[] {
-    return [...this.deps.tools.declarations(), ...this.deps.clientTools];
+    const allowed = this.deps.allowedTools;
+    const server = this.deps.tools.declarations();
+    return [...(allowed ? server.filter((t) => allowed.has(t.name)) : server), ...this.deps.clientTools];
   }
 
   private executorOf(name: string): "server" | "client" {
@@ -239,7 +268,8 @@ export class Turn {
 
   private async runTool(call: ToolCall): Promise<{ output: unknown; isError: boolean; code?: string }> {
     if (this.executorOf(call.name) === "client") return this.waitForClient(call);
-    const tool = this.deps.tools.get(call.name);
+    const allowed = this.deps.allowedTools;
+    const tool = allowed && !allowed.has(call.name) ? undefined : this.deps.tools.get(call.name);
     if (!tool) return { output: `unknown tool "${call.name}"`, isError: true, code: ErrorCode.ToolFailed };
     try {
       return { output: await tool.run(call.args, this.controller.signal), isError: false };
