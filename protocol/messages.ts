@@ -133,7 +133,7 @@ export const ProgressEvent = z.object({
   message: z.string().optional(),
   /** 0..1 when the agent can tell. */
   fraction: z.number().min(0).max(1).optional(),
-  /** `stage: "queued"` only: turns ahead of this one in the node's admission queue; 0 when it starts now. */
+  /** `stage: "queued"` only: turns ahead of this one in the node's admission queue; 0: it is next (or starts now). */
   position: z.number().int().nonnegative().optional(),
   /** `stage: "queued"` only: the server's estimate of the wait (ms), when it has one. */
   etaMs: z.number().int().nonnegative().optional(),

@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { chat } from "./chat.js";
 import { ListenError, startServer } from "./server.js";
+import { newApiKey } from "./auth/api-keys.js";
 
 const HELP = `agentwire - session server for bidirectional AI agents
 
@@ -15,6 +16,8 @@ Usage:
                                         cancels the running turn, a second Ctrl-C exits.
                                         --raw prints every server message; URL (scheme optional) defaults
                                         to http://127.0.0.1:$PORT, PORT defaulting to 8080
+  agentwire keygen NAME                 print a new API key for NAME, and the line for AGENTWIRE_API_KEYS(_FILE)
+                                        that stores only its SHA-256 digest
   agentwire --help                      this text
 
 Common settings (all are listed in the README):
@@ -23,6 +26,9 @@ Common settings (all are listed in the README):
   AGENTWIRE_DEMO_TOKENS_PER_SEC pace of the demo agent (0 = as fast as possible)
   LOG_LEVEL=info                pino level
 
+Without credentials configured, the server runs open only with the demo agent; a real provider needs
+AGENTWIRE_API_KEYS(_FILE), AGENTWIRE_JWT_SECRET or AGENTWIRE_JWKS_FILE/URL, or AGENTWIRE_AUTH=none.
+SIGHUP: read the API key file and the JWKS file again.
 SIGTERM or SIGINT: stop taking new turns, let running ones finish (AGENTWIRE_SHUTDOWN_GRACE_MS),
 then tell clients to reconnect elsewhere and exit. A second signal stops waiting.
 
@@ -36,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === "chat") return runChat(argv.slice(1));
+  if (command === "keygen") return keygen(argv.slice(1));
   if (command !== "serve") {
     process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
     return 2;
@@ -62,8 +69,13 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`agentwire: ${err.message}\n`);
       return 3;
     }
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) process.stderr.write(`agentwire: invalid configuration: ${p.variable}: ${p.message}\n`);
+      return 2;
+    }
     throw err;
   }
+  process.on("SIGHUP", () => server.reloadCredentials());
   // Machine-readable line for supervisors and tests that start us with PORT=0.
   process.stdout.write(`${JSON.stringify({ listening: server.port, nativeUws: server.nativeUws })}\n`);
   await new Promise<void>((resolve) => {
@@ -77,6 +89,22 @@ async function main(argv: string[]): Promise<number> {
   process.once("SIGTERM", cut);
   await server.close({ graceMs: config.AGENTWIRE_SHUTDOWN_GRACE_MS, signal: impatient.signal });
   return 0;
+}
+
+function keygen(args: string[]): number {
+  const name = args[0];
+  if (!name || args.length > 1) {
+    process.stderr.write("usage: agentwire keygen NAME\n");
+    return 2;
+  }
+  try {
+    const { key, line } = newApiKey(name);
+    process.stdout.write(`key (give it to the backend; it is not stored anywhere): ${key}\nline for AGENTWIRE_API_KEYS or AGENTWIRE_API_KEYS_FILE: ${line}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`agentwire keygen: ${(err as Error).message}\n`);
+    return 2;
+  }
 }
 
 async function runChat(args: string[]): Promise<number> {

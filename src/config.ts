@@ -76,8 +76,50 @@ export const ConfigSchema = z
     AGENTWIRE_REDIS_BATCH_MS: int(0, 0, 1000),
     AGENTWIRE_SSE_HEARTBEAT_MS: int(15_000, 100),
     AGENTWIRE_SSE_RETRY_MS: int(2000, 0),
-    /** Comma-separated origins allowed by CORS; "*" allows any. Empty: no CORS headers. */
+    /** Comma-separated origins allowed by CORS; "*" allows any. Empty: no CORS headers. Superseded by AGENTWIRE_ALLOWED_ORIGINS. */
     AGENTWIRE_CORS_ORIGINS: z.string().default(""),
+    /** Comma-separated browser origins that may use the server (upgrade, SSE, every /v1 route, CORS). "*": any (unsafe with real keys). Empty: CORS off, no Origin check. */
+    AGENTWIRE_ALLOWED_ORIGINS: z.string().default(""),
+    /** `auto`: open with the demo agent, else credentials required (and the server will not start without any). `none`: open mode. `required`. */
+    AGENTWIRE_AUTH: z.enum(["auto", "none", "required"]).default("auto"),
+    /** Operator API keys: `name=secret` or `name=sha256:<hex>`, comma-separated. */
+    AGENTWIRE_API_KEYS: z.string().default(""),
+    /** A file of API keys, one `name=...` per line; reloaded on SIGHUP and when it changes. */
+    AGENTWIRE_API_KEYS_FILE: z.string().min(1).optional(),
+    AGENTWIRE_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+    AGENTWIRE_JWKS_FILE: z.string().min(1).optional(),
+    AGENTWIRE_JWKS_URL: z.url().optional(),
+    AGENTWIRE_JWT_ISSUER: z.string().min(1).optional(),
+    AGENTWIRE_JWT_AUDIENCE: z.string().min(1).optional(),
+    AGENTWIRE_JWT_MAX_LIFETIME_S: int(3600, 1),
+    AGENTWIRE_JWT_CLOCK_TOLERANCE_S: int(5, 0, 300),
+    AGENTWIRE_IDENTITY_MAX_SESSIONS: int(100),
+    AGENTWIRE_IDENTITY_MAX_CONNECTIONS: int(200),
+    AGENTWIRE_IDENTITY_MAX_TURNS: int(20),
+    AGENTWIRE_IDENTITY_SESSIONS_PER_MINUTE: int(120),
+    AGENTWIRE_IDENTITY_TOKENS_PER_MINUTE: int(0),
+    AGENTWIRE_IDENTITY_TOKENS_PER_DAY: int(0),
+    /** Comma-separated models a client may choose; one entry pins it. Empty: any. */
+    AGENTWIRE_ALLOWED_MODELS: z
+      .string()
+      .default("")
+      .transform((v) => v.split(",").map((e) => e.trim()).filter(Boolean)),
+    /** The operator's system prompt: first in every turn; clients add to it, never replace it. */
+    AGENTWIRE_SYSTEM_PROMPT: z.string().max(100_000).optional(),
+    /** Whether clients may add a system prompt with `configure` (after the operator's and the token's). */
+    AGENTWIRE_CLIENT_SYSTEM_PROMPT: bool(true),
+    AGENTWIRE_MAX_QUEUED_TURNS: int(10_000, 0),
+    AGENTWIRE_QUEUE_TIMEOUT_MS: int(60_000, 100),
+    /** Bearer token /metrics requires. */
+    AGENTWIRE_METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+    /** A separate listener for /metrics (then absent from the public port). */
+    AGENTWIRE_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+    AGENTWIRE_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+    /** The demo chat page at `/`. Default: on with the demo agent only. */
+    AGENTWIRE_DEMO_PAGE: z
+      .enum(["true", "false", "1", "0", "yes", "no"])
+      .transform((v) => v === "true" || v === "1" || v === "yes")
+      .optional(),
     /** Comma-separated proxy addresses or CIDR ranges whose X-Forwarded-For names the client. Empty: none. */
     AGENTWIRE_TRUSTED_PROXIES: z
       .string()
@@ -96,6 +138,9 @@ export const ConfigSchema = z
       trustedProxies(c.AGENTWIRE_TRUSTED_PROXIES);
     } catch (err) {
       ctx.addIssue({ code: "custom", path: ["AGENTWIRE_TRUSTED_PROXIES"], message: (err as Error).message });
+    }
+    if (c.AGENTWIRE_MODEL && c.AGENTWIRE_ALLOWED_MODELS.length > 0 && !c.AGENTWIRE_ALLOWED_MODELS.includes(c.AGENTWIRE_MODEL)) {
+      ctx.addIssue({ code: "custom", path: ["AGENTWIRE_MODEL"], message: "must be one of AGENTWIRE_ALLOWED_MODELS" });
     }
     if (c.AGENTWIRE_OUTBOX_HARD_BYTES <= c.AGENTWIRE_OUTBOX_SOFT_BYTES) {
       ctx.addIssue({ code: "custom", path: ["AGENTWIRE_OUTBOX_HARD_BYTES"], message: "must be greater than AGENTWIRE_OUTBOX_SOFT_BYTES" });

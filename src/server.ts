@@ -18,6 +18,8 @@ import { registerSseRoutes } from "./transports/sse-http.js";
 import { type ConnectionStats, registerWebSocketRoute } from "./transports/uws-websocket.js";
 import { NATIVE_UWS_WARNING, isNativeUws, type us_listen_socket, uws } from "./transports/uws.js";
 import { createLogger } from "./log.js";
+import { createAuth } from "./auth/index.js";
+import { registerMetrics } from "./transports/http-routes.js";
 
 export interface ServerOptions {
   config: Config;
@@ -33,6 +35,10 @@ export interface RunningServer {
   /** Null when the node stands alone (no Redis configured). */
   broker: Broker | null;
   nativeUws: boolean;
+  /** The separate metrics listener's port, when AGENTWIRE_METRICS_PORT is set. */
+  metricsPort: number | null;
+  /** Reads the API key file and the JWKS file again (what SIGHUP does). */
+  reloadCredentials(): void;
   /**
    * Stops listening, lets running turns finish for up to `graceMs` (no new turn or session starts;
    * `signal` ends the wait early), then tells clients to reconnect elsewhere and closes every link.
@@ -77,17 +83,32 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (config.AGENTWIRE_REQUIRE_NATIVE_UWS) throw new Error(NATIVE_UWS_WARNING);
   }
   const agent = options.agent ?? createAgent(config, logger);
+  const isDemo = agent instanceof DemoAgent;
+  // Before anything listens or connects: a spending agent without credentials must not start (exit 2).
+  const auth = createAuth(config, isDemo ? "demo" : config.AGENTWIRE_AGENT === "demo" ? agent.name : config.AGENTWIRE_AGENT, logger);
+  const allowedOrigins = (config.AGENTWIRE_ALLOWED_ORIGINS || config.AGENTWIRE_CORS_ORIGINS).split(",").map((o) => o.trim()).filter(Boolean);
+  if (allowedOrigins.includes("*") && !isDemo) {
+    logger.warn({ allowedOrigins }, "AGENTWIRE_ALLOWED_ORIGINS=* lets any web page use this server from its visitors' browsers");
+  }
   // The calculator and clock belong to the demo's script; a provider agent is offered only the tools an embedder registers.
   const tools = options.tools ?? (agent instanceof DemoAgent ? demoTools() : new ToolRegistry());
-  const broker = await createBroker(config, logger);
+  let broker: Broker | null;
+  try {
+    broker = await createBroker(config, logger);
+  } catch (err) {
+    auth.close();
+    throw err;
+  }
   if (broker) await awaitBroker(broker, config.AGENTWIRE_REDIS_STARTUP_WAIT_MS, logger);
+  const quotas = broker?.quotaStore?.();
+  await quotas?.start?.();
   const engine = new Engine({
     broker: broker ?? undefined,
     nodeId: config.AGENTWIRE_NODE_ID,
     cluster: { leaseTtlMs: config.AGENTWIRE_LEASE_TTL_MS, forwardTimeoutMs: config.AGENTWIRE_FORWARD_TIMEOUT_MS, batchMs: config.AGENTWIRE_REDIS_BATCH_MS },
     agent,
     tools,
-    defaultModel: config.AGENTWIRE_MODEL,
+    defaultModel: config.AGENTWIRE_MODEL ?? config.AGENTWIRE_ALLOWED_MODELS[0],
     heartbeatMs: Math.floor((config.AGENTWIRE_WS_IDLE_TIMEOUT_S * 1000) / 2),
     logger,
     limits: {
@@ -113,7 +134,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       turnTimeoutMs: config.AGENTWIRE_TURN_TIMEOUT_MS,
       slowReaderTimeoutMs: config.AGENTWIRE_SLOW_READER_TIMEOUT_MS,
       messageIdWindow: config.AGENTWIRE_MESSAGE_ID_WINDOW,
+      maxQueuedTurns: config.AGENTWIRE_MAX_QUEUED_TURNS,
+      queueTimeoutMs: config.AGENTWIRE_QUEUE_TIMEOUT_MS,
     },
+    policy: {
+      allowedModels: config.AGENTWIRE_ALLOWED_MODELS,
+      system: config.AGENTWIRE_SYSTEM_PROMPT,
+      clientSystem: config.AGENTWIRE_CLIENT_SYSTEM_PROMPT,
+    },
+    quotas,
     memory: { maxRssBytes: config.AGENTWIRE_MAX_MEMORY_BYTES || defaultMemoryBudget() },
   });
 
@@ -122,13 +151,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const connectLimiter = new KeyedRateLimiter(config.AGENTWIRE_CONNECT_RATE_PER_IP, config.AGENTWIRE_CONNECT_BURST_PER_IP);
   const proxies = config.AGENTWIRE_TRUSTED_PROXIES;
   const clientAddress = new ClientAddress(proxies.length > 0 ? trustedProxies(proxies) : null);
-  const corsOrigins = config.AGENTWIRE_CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean);
+  const cors = corsPolicy(allowedOrigins);
   const isReady = () => !engine.draining && (broker?.isReady() ?? true);
+  const metrics = () => metricsText({ engine, stats, broker, nativeUws });
+  const separateMetrics = config.AGENTWIRE_METRICS_PORT !== undefined;
+  // Open on the public port only while nothing else is protected: an operator who requires credentials
+  // gets /metrics behind its token or on its own listener.
+  const publicMetrics = !separateMetrics && (config.AGENTWIRE_METRICS_TOKEN !== undefined || auth.authenticator.mode === "none");
+  if (!separateMetrics && !publicMetrics) logger.warn({ metrics: "off" }, "/metrics is off: set AGENTWIRE_METRICS_TOKEN, or AGENTWIRE_METRICS_PORT for a listener of its own");
   registerHttpRoutes(app, engine, {
-    cors: corsPolicy(corsOrigins),
+    cors,
     logger,
     isReady,
-    metrics: () => metricsText({ engine, stats, broker, nativeUws }),
+    metrics: publicMetrics ? metrics : null,
+    metricsToken: config.AGENTWIRE_METRICS_TOKEN,
+    demoPage: config.AGENTWIRE_DEMO_PAGE ?? isDemo,
+    authenticator: auth.authenticator,
+    clientAddress,
+    maxPayloadBytes: config.AGENTWIRE_MAX_PAYLOAD_BYTES,
   });
   registerWebSocketRoute(
     app,
@@ -139,6 +179,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       maxConnections: config.AGENTWIRE_MAX_CONNECTIONS,
       connectLimiter,
       clientAddress,
+      cors,
       logger,
     },
     stats,
@@ -151,7 +192,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       retryMs: config.AGENTWIRE_SSE_RETRY_MS,
       maxPayloadBytes: config.AGENTWIRE_MAX_PAYLOAD_BYTES,
       maxConnections: config.AGENTWIRE_MAX_CONNECTIONS,
-      corsOrigins,
+      cors,
       connectLimiter,
       clientAddress,
       logger,
@@ -163,23 +204,42 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   registerNotFound(app);
 
   let listenSocket: us_listen_socket;
+  let metricsSocket: us_listen_socket | null = null;
   try {
     listenSocket = await listenExclusive(app, config.HOST, config.PORT);
+    if (separateMetrics) {
+      const metricsApp = strictApp(uws.App(), { fdHeadroom: 0, logger });
+      registerMetrics(metricsApp, metrics, config.AGENTWIRE_METRICS_TOKEN);
+      registerNotFound(metricsApp);
+      metricsSocket = await listenExclusive(metricsApp, config.AGENTWIRE_METRICS_HOST, config.AGENTWIRE_METRICS_PORT ?? 0).catch((err: unknown) => {
+        uws.us_listen_socket_close(listenSocket);
+        throw err;
+      });
+    }
   } catch (err) {
     engine.close();
+    auth.close();
     await broker?.close();
     throw err;
   }
   const port = uws.us_socket_local_port(listenSocket);
-  logger.info({ port, host: config.HOST, agent: agent.name, nativeUws, node: engine.nodeId, broker: broker ? "redis" : "none" }, "agentwire listening");
+  const metricsPort = metricsSocket ? uws.us_socket_local_port(metricsSocket) : null;
+  logger.info(
+    { port, host: config.HOST, agent: agent.name, auth: auth.authenticator.mode, nativeUws, node: engine.nodeId, broker: broker ? "redis" : "none", metricsPort },
+    "agentwire listening",
+  );
 
   return {
     port,
     engine,
     broker,
     nativeUws,
+    metricsPort,
+    reloadCredentials: () => auth.reload(),
     async close({ graceMs = 0, signal } = {}) {
       uws.us_listen_socket_close(listenSocket);
+      if (metricsSocket) uws.us_listen_socket_close(metricsSocket);
+      auth.close();
       const running = engine.runningTurns;
       if (graceMs > 0 && running > 0) logger.info({ running, graceMs }, "shutting down: letting running turns finish");
       await engine.quiesce(graceMs, config.AGENTWIRE_DRAIN_RECONNECT_MS, signal);

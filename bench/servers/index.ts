@@ -46,6 +46,12 @@ export function startAgentwire({ tokensPerTurn = 16, nodeArgs, env }: AgentwireS
       AGENTWIRE_CONNECT_BURST_PER_IP: "1000000",
       AGENTWIRE_MAX_SESSIONS: "1000000",
       AGENTWIRE_MAX_CONNECTIONS: "1000000",
+      // ...and so would the per-identity quotas, for which every bench session is one identity (the address).
+      AGENTWIRE_AUTH: "none",
+      AGENTWIRE_IDENTITY_MAX_SESSIONS: "0",
+      AGENTWIRE_IDENTITY_MAX_CONNECTIONS: "0",
+      AGENTWIRE_IDENTITY_MAX_TURNS: "0",
+      AGENTWIRE_IDENTITY_SESSIONS_PER_MINUTE: "0",
       ...env,
     },
   });

@@ -17,6 +17,7 @@ import {
   type StoredEvent,
 } from "./broker.js";
 import { ACQUIRE, APPEND, DELETE, DELETED_NOTICE, READ, RELEASE, RENEW } from "./redis-scripts.js";
+import { RedisQuotaStore } from "./quota-redis.js";
 
 export interface RedisBrokerOptions {
   /** `redis://host:port` of a single Redis. */
@@ -71,6 +72,7 @@ export class RedisBroker implements Broker {
   private probeTimer: NodeJS.Timeout;
   private lastProbeSeen = 0;
   private closed = false;
+  private quotas: RedisQuotaStore | null = null;
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.nodeId = options.nodeId ?? `n_${randomBytes(6).toString("base64url")}`;
@@ -118,6 +120,12 @@ export class RedisBroker implements Broker {
     this.sub.on("message", (channel: string, payload: string) => this.dispatch(channel, payload));
     this.probeTimer = setInterval(() => this.probe(), options.probeIntervalMs ?? 2000);
     this.probeTimer.unref();
+  }
+
+  /** Quotas counted in this Redis, so that they hold across every node on it. */
+  quotaStore(): RedisQuotaStore {
+    this.quotas ??= new RedisQuotaStore(this.cmd, { prefix: this.prefix, logger: this.options.logger });
+    return this.quotas;
   }
 
   private key(sessionId: string, part: string): string {
@@ -278,6 +286,7 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.probeTimer);
+    this.quotas?.close();
     for (const { reject, timer } of this.pending.values()) {
       clearTimeout(timer);
       reject(new BrokerUnavailable("broker closed"));

@@ -1,5 +1,6 @@
 // The Broker: what the engine needs from the shared store so any node can serve any session.
 // Implementations: broker-memory.ts (one process) and broker-redis.ts (ioredis, many nodes).
+import type { QuotaStore } from "../engine/quota.js";
 
 /** A logged event as stored: its seq and its serialized frame. */
 export interface StoredEvent {
@@ -86,6 +87,9 @@ export interface Broker {
   onRequest(handler: (request: NodeRequest) => Promise<unknown>): void;
   /** Called each time the link to the shared store comes back after an outage. */
   onReconnect(listener: () => void): void;
+
+  /** Quotas shared by every node on this store; absent: each node counts its own. */
+  quotaStore?(): QuotaStore;
 
   close(): Promise<void>;
 }

@@ -79,6 +79,9 @@ export interface QuotaStore {
   add(identity: string, kind: WindowKind, amount: number, now: number): void;
   /** Forgets identities that hold nothing and have no current window (bounded memory). */
   sweep(now: number): void;
+  /** Resolves once the store can answer (a shared one has registered this node). */
+  start?(): Promise<void>;
+  close?(): void;
 }
 
 /** The limits in effect for one identity: the operator's defaults, then the overrides signed for it. */
@@ -130,7 +133,7 @@ export class LocalQuotaStore implements QuotaStore {
   admit(identity: string, request: QuotaRequest, now: number): QuotaAnswer {
     // A hold is counted even without a limit: its release will be.
     if (!request.hold && unlimited(request)) return GRANTED;
-    const counts = this.entry(identity);
+    const counts = this.counts.get(identity) ?? { held: { sessions: 0, connections: 0, turns: 0 }, windows: {} };
     const { hold, take, check } = request;
     if (hold && hold.limit > 0 && counts.held[hold.kind] >= hold.limit) {
       return { ok: false, limit: hold.kind, retryAfterMs: HELD_RETRY_MS[hold.kind] };
@@ -141,6 +144,8 @@ export class LocalQuotaStore implements QuotaStore {
     if (take && take.limit > 0 && this.windowCount(counts, take.kind, now) + take.amount > take.limit) {
       return { ok: false, limit: take.kind, retryAfterMs: windowRemainingMs(take.kind, now) };
     }
+    // Kept only once granted: a refusal changes nothing, not even the set of identities.
+    this.counts.set(identity, counts);
     if (hold) counts.held[hold.kind]++;
     if (take) this.addTo(counts, take.kind, take.amount, now);
     return GRANTED;

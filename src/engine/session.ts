@@ -307,7 +307,8 @@ export class Session implements AttachedSession<Attachment> {
     if (this.ctx.memory.overloaded) {
       return refuse(ErrorCode.Overloaded, "the server is at its memory budget: retry shortly", { retryable: true, retryAfterMs: OVERLOADED_RETRY_MS });
     }
-    if (!this.ctx.queue.canAccept()) {
+    // An input that interrupts a queued turn takes its place: the queue has room for it.
+    if (!this.ctx.queue.canAccept() && this.activeTurn?.record.status !== "queued") {
       return refuse(ErrorCode.QueueFull, "the server's admission queue is full", { retryable: true, retryAfterMs: this.ctx.queue.retryAfterMs() });
     }
     // A turn that interrupts another takes over its place in the `turns` quota; any other needs one of its own.

@@ -73,7 +73,10 @@ export class TurnQueue {
     const entry: Waiting = { turn, since: this.options.now(), position: -1 };
     fifo.push(entry);
     this.waitingCount++;
-    this.refresh();
+    // The newcomer hears its place at once; the turns it now stands ahead of hear theirs at the next update.
+    entry.position = this.positionOf(turn.identity, fifo.length - 1);
+    turn.moved(entry.position, this.etaMs(entry.position));
+    this.scheduleUpdate();
     this.armSweep();
     return "queued";
   }
@@ -137,7 +140,8 @@ export class TurnQueue {
       const entry = this.dequeue();
       this.runningCount++;
       started = true;
-      entry.turn.moved(0, 0);
+      // Position 0 means "next": it may have been told so while every slot was still busy.
+      if (entry.position !== 0) entry.turn.moved(0, 0);
       entry.turn.start();
     }
     if (started) this.scheduleUpdate();
@@ -170,6 +174,23 @@ export class TurnQueue {
     this.updateTimer.unref();
   }
 
+  /** Where the `k`-th waiting turn of `identity` stands: turns the rotation serves before it, counted without walking the queue. */
+  private positionOf(identity: string, k: number): number {
+    const rotation = (at: number) => (at - this.next + this.order.length) % this.order.length;
+    const mine = rotation(this.order.indexOf(identity));
+    let ahead = k;
+    this.order.forEach((other, at) => {
+      if (other === identity) return;
+      const length = (this.byIdentity.get(other) as Waiting[]).length;
+      ahead += Math.min(length, k + (rotation(at) < mine ? 1 : 0));
+    });
+    return ahead;
+  }
+
+  private etaMs(position: number): number | undefined {
+    return this.averageRunMs > 0 ? Math.round(((position + 1) * this.averageRunMs) / this.options.capacity) : undefined;
+  }
+
   /**
    * Tells each waiting turn whose position changed where it stands: the order the rotation would serve them
    * in (round r serves the r-th turn of every identity, starting from the next one), in one pass.
@@ -177,14 +198,13 @@ export class TurnQueue {
   private refresh(): void {
     let position = 0;
     const queues = [...this.order.slice(this.next), ...this.order.slice(0, this.next)].map((id) => this.byIdentity.get(id) as Waiting[]);
-    const slotMs = this.averageRunMs > 0 ? this.averageRunMs / this.options.capacity : 0;
     for (let round = 0, live = queues; live.length > 0; round++) {
       const rest: Waiting[][] = [];
       for (const fifo of live) {
         const entry = fifo[round] as Waiting;
         if (entry.position !== position) {
           entry.position = position;
-          entry.turn.moved(position, slotMs > 0 ? Math.round((position + 1) * slotMs) : undefined);
+          entry.turn.moved(position, this.etaMs(position));
         }
         position++;
         if (fifo.length > round + 1) rest.push(fifo);

@@ -1,8 +1,8 @@
 // The stream-less half of the HTTP fallback: client messages as POSTs, and turns polled by id.
 import { ERRORS, ErrorCode, type TurnView, parseClientFrame } from "@agentwire/protocol";
 import type { Engine, Session } from "../engine/index.js";
-import type { CorsPolicy } from "./cors.js";
-import { authFailure, extractToken, guard, readBody, readRequest, sendError, sendJson } from "./http-util.js";
+import { type CorsPolicy, ORIGIN_REFUSAL } from "./cors.js";
+import { type RequestInfo, authFailure, extractToken, guard, readBody, readRequest, sendError, sendJson } from "./http-util.js";
 import type { HttpRequest, HttpResponse } from "./uws.js";
 
 /**
@@ -12,11 +12,17 @@ import type { HttpRequest, HttpResponse } from "./uws.js";
 export async function authorizeRequest(
   engine: Engine,
   sessionId: string,
-  token: string | undefined,
+  info: RequestInfo,
+  cors: CorsPolicy,
   res: HttpResponse,
   state: { aborted: boolean },
   headers: Record<string, string>,
 ): Promise<Session | null> {
+  if (!cors.allows(info.headers.origin, info.headers.host)) {
+    sendError(res, state, ORIGIN_REFUSAL.status, ORIGIN_REFUSAL.error, headers);
+    return null;
+  }
+  const token = extractToken(info);
   if (!token) {
     sendError(res, state, 401, { code: ErrorCode.Unauthorized, message: "a session token is required", retryable: false }, headers);
     return null;
@@ -46,7 +52,7 @@ export async function postMessage(res: HttpResponse, req: HttpRequest, engine: E
   // now, ahead of the (possibly cross-node) session lookup.
   const declaredTooLarge = Number(info.headers["content-length"] ?? 0) > maxPayloadBytes;
   const bodyRead = declaredTooLarge ? null : readBody(res, maxPayloadBytes);
-  const session = await authorizeRequest(engine, sessionId, extractToken(info), res, state, headers);
+  const session = await authorizeRequest(engine, sessionId, info, cors, res, state, headers);
   if (!session) return;
   if (!JSON_TYPE.test(info.headers["content-type"] ?? "")) {
     sendError(res, state, 415, { code: ErrorCode.UnsupportedMediaType, message: "send the message as application/json", retryable: false }, headers);
@@ -104,7 +110,7 @@ export async function pollTurn(res: HttpResponse, req: HttpRequest, engine: Engi
   const turnId = req.getParameter(1) ?? "";
   const state = guard(res);
   const headers = cors.headers(info.headers.origin);
-  const session = await authorizeRequest(engine, sessionId, extractToken(info), res, state, headers);
+  const session = await authorizeRequest(engine, sessionId, info, cors, res, state, headers);
   if (!session) return;
   const record = await engine.turnRecord(session, turnId).catch(() => undefined);
   if (state.aborted) return;

@@ -1,10 +1,10 @@
 // SSE + HTTP fallback transport on the same engine: event stream, message POSTs, turn polling, CORS.
 import { ErrorCode } from "@agentwire/protocol";
-import type { Engine, Logger } from "../engine/index.js";
+import { type Engine, type Logger, type QuotaAnswer, quotaError } from "../engine/index.js";
 import { type AdmissionOptions, type ConnectionStats, admitLink, ssePosition } from "./admission.js";
-import { type CorsPolicy, corsPolicy } from "./cors.js";
+import { type CorsPolicy, ORIGIN_REFUSAL } from "./cors.js";
 import { authorizeRequest, pollTurn, postMessage } from "./http-messages.js";
-import { extractToken, guard, readRequest, safely, sendError } from "./http-util.js";
+import { guard, readRequest, safely, sendError } from "./http-util.js";
 import { SseSink } from "./sse-sink.js";
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./uws.js";
 
@@ -15,8 +15,8 @@ export interface SseRouteOptions extends AdmissionOptions {
   retryMs: number;
   /** Largest POST body accepted. */
   maxPayloadBytes: number;
-  /** Origins allowed by CORS; "*" allows any; empty sends no CORS headers. */
-  corsOrigins: string[];
+  /** Which browser origins may use the routes and read their answers. */
+  cors: CorsPolicy;
   logger: Logger;
 }
 
@@ -30,7 +30,7 @@ const ROUTES = {
 } as const;
 
 export function registerSseRoutes(app: TemplatedApp, engine: Engine, options: SseRouteOptions, stats: ConnectionStats): void {
-  const cors = corsPolicy(options.corsOrigins);
+  const { cors } = options;
   const { logger } = options;
   app.get(ROUTES.events.pattern, (res, req) => safely(res, logger, () => openStream(res, req, engine, options, stats, cors)));
   app.post(ROUTES.messages.pattern, (res, req) => safely(res, logger, () => postMessage(res, req, engine, options.maxPayloadBytes, cors)));
@@ -65,12 +65,17 @@ async function openStream(res: HttpResponse, req: HttpRequest, engine: Engine, o
   // The sink exists only once the stream is accepted; an abort before that just marks the state.
   let sink: SseSink | null = null;
   const state = guard(res, () => sink?.aborted());
+  // Before the connect rate: a page on a foreign origin must not spend its visitors' share of it.
+  if (!cors.allows(info.headers.origin, info.headers.host)) {
+    sendError(res, state, ORIGIN_REFUSAL.status, ORIGIN_REFUSAL.error, headers);
+    return;
+  }
   const refused = admitLink(info, stats, options);
   if (refused) {
     sendError(res, state, refused.status, refused.error, headers);
     return;
   }
-  const session = await authorizeRequest(engine, sessionId, extractToken(info), res, state, headers);
+  const session = await authorizeRequest(engine, sessionId, info, cors, res, state, headers);
   if (!session) return;
   const position = ssePosition(info);
   if (!position.ok) {
@@ -82,12 +87,22 @@ async function openStream(res: HttpResponse, req: HttpRequest, engine: Engine, o
     return;
   }
 
+  const admitted = await Promise.resolve(engine.admitConnection(session)).catch((): QuotaAnswer => ({ ok: false, limit: "connections", retryAfterMs: 1000 }));
+  if (!admitted.ok) {
+    sendError(res, state, 429, quotaError(admitted), headers);
+    return;
+  }
+  if (state.aborted) {
+    engine.releaseConnection(session);
+    return;
+  }
   stats.sseStreams++;
   const accepted = new SseSink(res, {
     heartbeatMs: options.heartbeatMs,
     afterSeq: position.afterSeq,
     onEnd: () => {
       stats.sseStreams--;
+      engine.releaseConnection(session);
       options.logger.debug({ sessionId }, "sse stream ended");
     },
   });

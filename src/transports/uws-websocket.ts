@@ -1,6 +1,7 @@
 // The WebSocket route: upgrade with auth and limits, then frames -> engine and engine -> frames.
 import { CloseCode, ERRORS, ErrorCode, parseClientFrame } from "@agentwire/protocol";
-import { type Attachment, type Engine, type Logger, type Sink, frozenEmpty } from "../engine/index.js";
+import { type Attachment, type Engine, type Logger, type QuotaAnswer, type Session, type Sink, frozenEmpty, quotaError } from "../engine/index.js";
+import { type CorsPolicy, ORIGIN_REFUSAL } from "./cors.js";
 import { type AdmissionOptions, type ConnectionStats, admitLink, websocketPosition } from "./admission.js";
 import { extractToken, readRequest, sendError } from "./http-util.js";
 import type { TemplatedApp, WebSocket } from "./uws.js";
@@ -12,6 +13,8 @@ export interface WebSocketRouteOptions extends AdmissionOptions {
   maxPayloadBytes: number;
   /** Seconds without traffic before uWS closes the link; pings go out automatically before that. */
   idleTimeoutS: number;
+  /** Which browser origins may open a link (browsers send Origin on every upgrade; CORS does not apply). */
+  cors: CorsPolicy;
   logger: Logger;
 }
 
@@ -49,7 +52,7 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
     }
   };
 
-  /** Welcome, replay and live events for an authorized link; then whatever it sent meanwhile. */
+  /** An authorized link counts in its session's identity's `connections` quota first (a shared store answers later). */
   const attach = (ws: WebSocket<UserData>, conn: Connection) => {
     const session = engine.get(conn.sessionId);
     if (!session || session.isEnded) {
@@ -57,8 +60,32 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       conn.close(CloseCode.SessionNotFound, "session_not_found");
       return;
     }
+    const admitted = engine.admitConnection(session);
+    if (!(admitted instanceof Promise)) {
+      welcome(ws, conn, session, admitted);
+      return;
+    }
+    conn.open(ws, session.id);
+    const unavailable: QuotaAnswer = { ok: false, limit: "connections", retryAfterMs: 1000 };
+    void admitted
+      .catch(() => unavailable)
+      .then((answer) => {
+        if (!conn.closed) welcome(ws, conn, session, answer);
+        else if (answer.ok) engine.releaseConnection(session);
+      });
+  };
+
+  /** Welcome, replay and live events for an admitted link; then whatever it sent meanwhile. */
+  const welcome = (ws: WebSocket<UserData>, conn: Connection, session: Session, answer: QuotaAnswer) => {
     // The session's own id string from now on: the one parsed from the URL can go.
     conn.open(ws, session.id);
+    if (!answer.ok) {
+      const error = quotaError(answer);
+      conn.write(JSON.stringify({ type: "error", ...error }));
+      conn.close(CloseCode.QuotaExceeded, ErrorCode.QuotaExceeded);
+      return;
+    }
+    conn.quotaSession = session;
     const attachment = engine.attach(session, conn, conn.afterSeq);
     conn.attachment = attachment;
     logger.debug({ sessionId: conn.sessionId, afterSeq: conn.afterSeq }, "websocket attached");
@@ -83,6 +110,10 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       const key = req.getHeader("sec-websocket-key");
       const extensions = req.getHeader("sec-websocket-extensions");
       const state = { aborted: false };
+      if (!options.cors.allows(info.headers.origin, info.headers.host)) {
+        sendError(res, state, ORIGIN_REFUSAL.status, ORIGIN_REFUSAL.error);
+        return;
+      }
       const refused = admitLink(info, stats, options);
       if (refused) {
         sendError(res, state, refused.status, refused.error);
@@ -153,6 +184,8 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       conn.closed = true;
       if (conn.counted) stats.websockets--;
       conn.counted = false;
+      if (conn.quotaSession) engine.releaseConnection(conn.quotaSession);
+      conn.quotaSession = null;
       if (conn.attachment) {
         conn.attachment.detach();
         conn.attachment = null;
@@ -191,6 +224,8 @@ class Connection implements Sink {
   /** Counted in the connection limit (from open to close). */
   counted = false;
   attachment: Attachment | null = null;
+  /** The session whose identity counts this link in its `connections` quota (released on close). */
+  quotaSession: Session | null = null;
   /** Frames that arrived while the session was being looked up (accepted before its check). */
   early: EarlyFrame[] = NO_EARLY;
   private batch = NO_FRAMES;

@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { NODE_FLAGS } from "../../src/node-flags.js";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { TEST_DEFAULTS } from "./test-defaults.js";
 
 const CLI = fileURLToPath(new URL("../../dist/src/cli.js", import.meta.url));
 const running = new Set<ChildProcess>();
@@ -29,7 +30,8 @@ export interface NodeProc {
 export async function startNode(name: string, env: Record<string, string | number>): Promise<NodeProc> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does it)`);
   const child = spawn(process.execPath, [...NODE_FLAGS, CLI, "serve"], {
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", AGENTWIRE_NODE_ID: name, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
+    // Open mode and no per-identity limits unless the test sets them (as startTestServer does).
+    env: { ...process.env, ...stringEnv(TEST_DEFAULTS), LOG_LEVEL: "warn", AGENTWIRE_NODE_ID: name, ...stringEnv(env) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.add(child);
@@ -78,4 +80,8 @@ export async function eventually(what: string, check: () => Promise<boolean>, ti
     if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+function stringEnv(env: Record<string, string | number>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)]));
 }

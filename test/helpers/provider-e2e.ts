@@ -34,7 +34,7 @@ export function providerHarness(env: (upstreamUrl: string, apiKey: string) => En
         done();
       },
     });
-    const config = configFrom({ PORT: 0, HOST: "127.0.0.1", LOG_LEVEL: "trace", AGENTWIRE_MODEL: "m", ...env(fake.url, apiKey) });
+    const config = configFrom({ PORT: 0, HOST: "127.0.0.1", LOG_LEVEL: "trace", AGENTWIRE_AUTH: "none", AGENTWIRE_MODEL: "m", ...env(fake.url, apiKey) });
     // The calculator and clock, registered as an embedder registers its server tools: they go upstream with every request.
     server = await startServer({ config, logger: createLogger("trace", sink), tools: demoTools() });
     const res = await fetch(`http://127.0.0.1:${server.port}/v1/sessions`, { method: "POST" });

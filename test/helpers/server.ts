@@ -4,6 +4,9 @@ import { type Config, configFrom } from "../../src/config.js";
 import type { Agent, ToolRegistry } from "../../src/engine/index.js";
 import { silentLogger } from "../../src/logger.js";
 import { type RunningServer, startServer } from "../../src/server.js";
+import { TEST_DEFAULTS } from "./test-defaults.js";
+
+export { TEST_DEFAULTS } from "./test-defaults.js";
 
 export interface TestServer extends RunningServer {
   base: string;
@@ -15,7 +18,7 @@ export async function startTestServer(
   overrides: Partial<Record<keyof Config, string | number | boolean>> = {},
   extra: { agent?: Agent; tools?: ToolRegistry } = {},
 ): Promise<TestServer> {
-  const config = configFrom({ PORT: 0, HOST: "127.0.0.1", AGENTWIRE_DEMO_TOKENS_PER_SEC: 0, LOG_LEVEL: "silent", ...overrides });
+  const config = configFrom({ ...TEST_DEFAULTS, ...overrides });
   // Test agents (the recording demo, the echo example) call the demo's calculator and clock, which
   // the server itself registers only for its own demo agent: tests register them as an embedder would.
   const server = await startServer({ config, logger: silentLogger, tools: demoTools(), ...extra });

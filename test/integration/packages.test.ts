@@ -145,7 +145,7 @@ describe("the packages as npm ships them", () => {
       await run(process.execPath, [join(repo, "node_modules/typescript/bin/tsc"), "-p", project]).catch((err: { stdout?: string }) => {
         throw new Error(`tsc failed in the user's project:\n${err.stdout ?? ""}`);
       });
-      const node = spawn(process.execPath, [join(project, "dist/echo-server.js")], { cwd: project, env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "silent" }, stdio: ["ignore", "pipe", "pipe"] });
+      const node = spawn(process.execPath, [join(project, "dist/echo-server.js")], { cwd: project, env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "silent", AGENTWIRE_AUTH: "none" }, stdio: ["ignore", "pipe", "pipe"] });
       child = node;
       let output = "";
       const port = await new Promise<number>((resolve, reject) => {

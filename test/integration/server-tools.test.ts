@@ -9,7 +9,7 @@ import { TestClient } from "../helpers/ws-client.js";
 describe("server tools", () => {
   it("a provider agent is offered no server tools by default: the upstream request carries none", async () => {
     const fake = await FakeProvider.start([stream(openai.sse([openai.text("hi"), openai.finish("stop")]))]);
-    const config = configFrom({ PORT: 0, HOST: "127.0.0.1", LOG_LEVEL: "silent", AGENTWIRE_AGENT: "openai", OPENAI_BASE_URL: `${fake.url}/v1`, OPENAI_API_KEY: "k", AGENTWIRE_MODEL: "m" });
+    const config = configFrom({ PORT: 0, HOST: "127.0.0.1", LOG_LEVEL: "silent", AGENTWIRE_AUTH: "none", AGENTWIRE_AGENT: "openai", OPENAI_BASE_URL: `${fake.url}/v1`, OPENAI_API_KEY: "k", AGENTWIRE_MODEL: "m" });
     const server = await startServer({ config, logger: silentLogger });
     const s = (await (await fetch(`http://127.0.0.1:${server.port}/v1/sessions`, { method: "POST" })).json()) as { sessionId: string; token: string };
     const ws = await TestClient.connect(TestClient.sessionUrl(`ws://127.0.0.1:${server.port}`, s));
