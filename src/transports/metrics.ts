@@ -18,6 +18,7 @@ export function metricsText({ engine, stats, broker, nativeUws }: MetricSources)
   const samples: Sample[] = [
     ["agentwire_sessions", "gauge", "Sessions held by this node.", engine.sessionCount],
     ["agentwire_running_turns", "gauge", "Turns running on this node.", engine.runningTurns],
+    ["agentwire_queued_turns", "gauge", "Turns waiting in this node's admission queue.", engine.queuedTurns],
     ["agentwire_websockets", "gauge", "WebSocket links open.", stats.websockets],
     ["agentwire_sse_streams", "gauge", "SSE streams open.", stats.sseStreams],
     ["agentwire_lagging_links", "gauge", "Links behind their soft limit, watched for stalls.", engine.lagWatch.size],

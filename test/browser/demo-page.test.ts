@@ -41,7 +41,7 @@ describe.runIf(run)("the demo page in Chromium", () => {
   let errors: string[];
   let closePage: () => Promise<void>;
   beforeAll(async () => {
-    [browser, server] = await Promise.all([launchChromium(), startTestServer({}, { agent })]);
+    [browser, server] = await Promise.all([launchChromium(), startTestServer({ AGENTWIRE_DEMO_PAGE: true }, { agent })]);
     proxy = await TcpProxy.start(server.port);
   }, 30_000);
   afterAll(async () => {
@@ -133,11 +133,11 @@ describe.runIf(run)("the demo page in Chromium", () => {
   });
 
   it("says the session is gone after a standalone server restarts, and starts a new one on request", async () => {
-    const first = await startTestServer({}, { agent });
+    const first = await startTestServer({ AGENTWIRE_DEMO_PAGE: true }, { agent });
     proxy.retarget(first.port);
     await open(proxy.base);
     await first.close();
-    const restarted = await startTestServer({}, { agent });
+    const restarted = await startTestServer({ AGENTWIRE_DEMO_PAGE: true }, { agent });
     try {
       proxy.retarget(restarted.port);
       proxy.resetAll();

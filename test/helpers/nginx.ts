@@ -43,6 +43,8 @@ export interface RunningNginx {
   port: number;
   base: string;
   wsBase: string;
+  /** The recipe's access log, written here (in the recipe's own format). */
+  accessLog: string;
   stop(): Promise<void>;
 }
 
@@ -56,7 +58,9 @@ export async function startNginx(binary: string, upstreamPort: number): Promise<
   conf = replaceOnce(conf, "server 127.0.0.1:8080;", `server 127.0.0.1:${upstreamPort};`);
   conf = replaceOnce(conf, "listen 80;", `listen 127.0.0.1:${port};`);
   const temp = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((t) => `    ${t}_temp_path ${join(dir, t)};`).join("\n");
-  conf = replaceOnce(conf, "http {", `http {\n    access_log off;\n${temp}`);
+  const accessLog = join(dir, "access.log");
+  conf = replaceOnce(conf, "access_log /var/log/nginx/access.log agentwire;", `access_log ${accessLog} agentwire;`);
+  conf = replaceOnce(conf, "http {", `http {\n${temp}`);
   const confPath = join(dir, "nginx.conf");
   writeFileSync(confPath, conf);
 
@@ -89,6 +93,7 @@ export async function startNginx(binary: string, upstreamPort: number): Promise<
     port,
     base: `http://127.0.0.1:${port}`,
     wsBase: `ws://127.0.0.1:${port}`,
+    accessLog,
     async stop() {
       if (running) {
         child.kill("SIGTERM");

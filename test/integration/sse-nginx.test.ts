@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planDemo } from "../../src/agents/demo.js";
 import { type RunningNginx, requireNginxOrSkip, startNginx } from "../helpers/nginx.js";
@@ -77,5 +78,37 @@ describe.runIf(binary !== null)("through real nginx with docs/deploy/nginx.conf"
     await client.waitForTurnEnd();
     expect(turnText(client.messages, "t1")).toBe(SCRIPT);
     client.close();
+  });
+
+  it("keeps session tokens out of its access log, and answers a creation flood from one address 429", async () => {
+    const s = await server.createSession();
+    const res = await fetch(`${nginx.base}/v1/sessions/${s.sessionId}?token=${s.token}`);
+    expect(res.status).toBe(200);
+    // nginx writes the line once the response is done; wait for it, bounded.
+    const deadline = Date.now() + 5000;
+    let log = "";
+    while (!log.includes(`/v1/sessions/${s.sessionId} `) && Date.now() < deadline) {
+      log = existsSync(nginx.accessLog) ? readFileSync(nginx.accessLog, "utf8") : "";
+      if (!log.includes(`/v1/sessions/${s.sessionId} `)) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(log).toContain(`"GET /v1/sessions/${s.sessionId} HTTP/1.1" 200`);
+    expect(log).not.toContain(s.token);
+    expect(log).not.toContain("token=");
+    // A burst of 100 passes, then 20 a second: 140 at once from one address cannot all pass.
+    const answers = await Promise.all(
+      Array.from({ length: 140 }, async () => {
+        const r = await fetch(`${nginx.base}/v1/sessions`, { method: "POST" });
+        return { status: r.status, retryAfter: r.headers.get("retry-after"), body: (await r.json()) as unknown };
+      }),
+    );
+    expect(answers.filter((a) => a.status === 201).length).toBeGreaterThanOrEqual(100);
+    const refused = answers.filter((a) => a.status === 429);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.length + answers.filter((a) => a.status === 201).length).toBe(140);
+    for (const r of refused) {
+      expect(r.retryAfter).toBe("1");
+      expect(r.body).toEqual({ error: { code: "rate_limited", message: "too many requests from this address", retryable: true, retryAfterMs: 1000 } });
+    }
+    expect((await fetch(`${nginx.base}/metrics`)).status).toBe(404);
   });
 });

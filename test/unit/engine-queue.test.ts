@@ -154,16 +154,17 @@ describe("engine admission queue", () => {
       expect(types(ms)).toEqual(["session", "turn_start", ...queued.map(() => "progress:queued"), "token", "usage", "turn_end"]);
     }
     // The exact positions each queued turn heard. B's later turns move back once C arrives (C1 goes ahead of B2):
-    // from then on every sequence only goes down, and ends at 0 (its next place, then "starts now").
+    // from then on every sequence only goes down, and ends at one 0 ("next", and it starts from there). B3 hears its own
+    // place at once, and its move back (4, then 5 once C3 arrives) in one update.
     const positions = Object.fromEntries(order.map((name) => [name, queuedPositions((clients[name] as Client).sink.messages)]));
     expect(positions).toEqual({
-      a3: [0, 0],
-      b1: [1, 0, 0],
-      c1: [2, 1, 0, 0],
-      b2: [2, 3, 2, 1, 0, 0],
-      c2: [4, 3, 2, 1, 0, 0],
-      b3: [3, 4, 5, 4, 3, 2, 1, 0, 0],
-      c3: [6, 5, 4, 3, 2, 1, 0, 0],
+      a3: [0],
+      b1: [1, 0],
+      c1: [2, 1, 0],
+      b2: [2, 3, 2, 1, 0],
+      c2: [4, 3, 2, 1, 0],
+      b3: [3, 5, 4, 3, 2, 1, 0],
+      c3: [6, 5, 4, 3, 2, 1, 0],
     });
     for (const name of ["a1", "a2"]) expect(queuedPositions((clients[name] as Client).sink.messages)).toEqual([]);
     expect([engine.runningTurns, engine.queuedTurns]).toEqual([0, 0]);
