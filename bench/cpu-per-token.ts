@@ -9,7 +9,7 @@ import { type LoadResult, forkTokenLoad } from "./token-load.js";
 /** agentwire may spend at most this multiple of bare uWS's CPU per token. */
 export const CPU_RATIO_TARGET = 1.5;
 
-interface Sizes {
+export interface Sizes {
   sessions: number;
   tokensPerTurn: number;
   warmupMs: number;
@@ -26,7 +26,7 @@ const SATURATED = 0.9;
 /** Cores' worth of CPU used by other processes above which they, not we, set the pace. */
 const OTHERS_BUSY = 0.3;
 
-interface Measured {
+export interface Measured {
   kind: ServerKind;
   load: LoadResult;
   nativeUws: boolean;
@@ -35,7 +35,8 @@ interface Measured {
   spread: number[];
 }
 
-async function measure(kind: ServerKind, sizes: Sizes, nodeArgs?: string[]): Promise<Measured> {
+/** One run of `kind` under the token load: a fresh server, its links, one measured window. */
+export async function measure(kind: ServerKind, sizes: Sizes, nodeArgs?: string[]): Promise<Measured> {
   const server = await kind.start({ tokensPerTurn: sizes.tokensPerTurn, nodeArgs });
   try {
     const links = await kind.prepareLinks(server, sizes.sessions);

@@ -18,7 +18,7 @@ async function probe(server: ChildServer): Promise<HeapProbe> {
 }
 
 /** Probes before, after creating what links attach to, and after attaching `count` idle links. */
-async function stages(kind: ServerKind, count: number): Promise<[HeapProbe, HeapProbe, HeapProbe]> {
+export async function stages(kind: ServerKind, count: number): Promise<[HeapProbe, HeapProbe, HeapProbe]> {
   const server = await kind.start({ tokensPerTurn: 16, nodeArgs: PROBE_ARGS });
   const links = [];
   try {
@@ -35,9 +35,9 @@ async function stages(kind: ServerKind, count: number): Promise<[HeapProbe, Heap
   }
 }
 
-type Figure = (p: HeapProbe) => number;
+export type Figure = (p: HeapProbe) => number;
 // Committed heap is a poor guide here: V8 reserves pages that only count in RSS once touched.
-const FIGURES: [string, Figure][] = [
+export const FIGURES: [string, Figure][] = [
   ["RSS", (p) => p.rssKb],
   ["JS heap live (after forced GC)", (p) => p.heapUsedKb],
   ["rest: heap slack + native (uWS, malloc)", (p) => p.rssKb - p.heapUsedKb],

@@ -10,9 +10,9 @@ import { num, ratio, type Table } from "./table.js";
 export const KB_PER_SESSION_TARGET = 2;
 
 /** Links opened and closed before the baseline reading, so first-use code and buffers count as "before". */
-const WARMUP_LINKS = 64;
+export const WARMUP_LINKS = 64;
 
-interface Measured {
+export interface Measured {
   kind: ServerKind;
   beforeKb: number;
   /** After creating the sessions, before attaching (agentwire only). */
@@ -23,7 +23,8 @@ interface Measured {
   count: number;
 }
 
-async function measure(kind: ServerKind, count: number, ctx: BenchContext): Promise<Measured> {
+/** One run of `kind`: a fresh server, RSS before, with half the sessions and links, and with all of them. */
+export async function measure(kind: ServerKind, count: number, ctx: BenchContext): Promise<Measured> {
   const server = await kind.start({ tokensPerTurn: 16 });
   let links: RawWs[] = [];
   try {
@@ -47,10 +48,10 @@ async function measure(kind: ServerKind, count: number, ctx: BenchContext): Prom
   }
 }
 
-const perLink = (r: Measured) => (r.afterKb - r.beforeKb) / r.count;
-const half = (r: Measured) => Math.floor(r.count / 2);
+export const perLink = (r: Measured) => (r.afterKb - r.beforeKb) / r.count;
+export const half = (r: Measured) => Math.floor(r.count / 2);
 /** One more session with its idle link, once the process has grown to hold thousands. */
-const marginal = (r: Measured) => (r.afterKb - r.midKb) / (r.count - half(r));
+export const marginal = (r: Measured) => (r.afterKb - r.midKb) / (r.count - half(r));
 
 function table(results: Measured[], count: number): Table {
   const base = results.find((r) => r.kind.id === "uws");

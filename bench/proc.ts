@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 let clockTicks: number | null = null;
 
 /** Kernel clock ticks per second, the unit of utime/stime in /proc/<pid>/stat. */
-function ticksPerSecond(): number {
+export function ticksPerSecond(): number {
   if (clockTicks === null) {
     try {
       clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;

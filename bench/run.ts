@@ -1,4 +1,5 @@
 // `npm run bench`: runs every section (or those picked with --only), prints their tables and the targets.
+import { authSection } from "./auth.js";
 import { clientSection } from "./client.js";
 import { cpuPerToken } from "./cpu-per-token.js";
 import { demoPlan } from "./demo-plan.js";
@@ -11,7 +12,7 @@ import { renderTable, verdict } from "./table.js";
 import { upstreamLatency } from "./upstream-latency.js";
 
 /** Sections in run order; a new measurement adds itself here. */
-const SECTIONS: readonly BenchSection[] = [cpuPerToken, idleMemory, sseStreams, upstreamLatency, redisHop, demoPlan, stalledLinks, clientSection];
+const SECTIONS: readonly BenchSection[] = [cpuPerToken, idleMemory, sseStreams, upstreamLatency, redisHop, demoPlan, stalledLinks, clientSection, authSection];
 
 const USAGE = `usage: node dist/bench/run.js [--only=${SECTIONS.map((s) => s.id).join(",")}] [--quick] [--profile]
   --only=a,b   run only these sections

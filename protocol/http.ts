@@ -40,7 +40,8 @@ export type QuotaOverrides = z.infer<typeof QuotaOverrides>;
 
 /**
  * The optional JSON body of `POST /v1/sessions` from a holder of an operator API key (a JWT carries the same
- * fields as claims, with `sub` for `user`). Everything here narrows the session; nothing widens the operator's policy.
+ * fields as claims, with `sub` for `user`). `model`, `system` and `tools` only narrow the session (a model must be one
+ * the operator allows); `limits` set the identity's quotas, above or below the operator's defaults.
  */
 export const CreateSessionRequest = z.strictObject({
   /** The end user the session acts for: the identity becomes `<key name>/<user>`, with quotas of its own. */

@@ -17,7 +17,8 @@ export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; er
 
 const knownTypes: ReadonlySet<string> = new Set(CLIENT_MESSAGE_TYPES);
 
-function fieldPath(issue: z.core.$ZodIssue): string | undefined {
+/** The dotted path a validation issue names, an unknown key included (`limits.bogus`); undefined for the whole value. */
+export function fieldPath(issue: z.core.$ZodIssue): string | undefined {
   if (issue.code === "unrecognized_keys" && issue.keys.length > 0) {
     return [...issue.path, issue.keys[0]].join(".");
   }

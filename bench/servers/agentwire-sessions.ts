@@ -6,32 +6,54 @@ export interface CreatedSession {
   token: string;
 }
 
-function createOne(host: string, port: number, agent: Agent): Promise<CreatedSession> {
+/** What one create request carries beyond the bare POST: a credential and a JSON body (an API-key holder's `user`). */
+export interface CreateRequest {
+  /** The whole `Authorization` header value, `Bearer <API key or JWT>`. */
+  authorization?: string;
+  body?: string;
+}
+
+export interface CreateOptions {
+  /** Requests in flight at once, one keep-alive connection each. @default 8 */
+  connections?: number;
+  /** The credential and body of the `index`-th create (0-based, in the order the requests are sent). Absent: open mode. */
+  request?: (index: number) => CreateRequest;
+  /** A request with no answer after this long fails the whole batch. Absent: no bound. */
+  timeoutMs?: number;
+}
+
+function createOne(host: string, port: number, agent: Agent, extra: CreateRequest, timeoutMs: number | undefined): Promise<CreatedSession> {
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, agent, method: "POST", path: "/v1/sessions", headers: { "content-length": "0" } }, (res) => {
-      let body = "";
+    const body = extra.body ?? "";
+    const headers: Record<string, string> = { "content-length": String(Buffer.byteLength(body)) };
+    if (body !== "") headers["content-type"] = "application/json";
+    if (extra.authorization !== undefined) headers.authorization = extra.authorization;
+    const req = request({ host, port, agent, method: "POST", path: "/v1/sessions", headers }, (res) => {
+      let text = "";
       res.setEncoding("utf8");
-      res.on("data", (text: string) => {
-        body += text;
+      res.on("data", (chunk: string) => {
+        text += chunk;
       });
       res.on("end", () => {
-        if (res.statusCode !== 201) reject(new Error(`POST /v1/sessions answered ${res.statusCode}: ${body.slice(0, 200)}`));
-        else resolve(JSON.parse(body) as CreatedSession);
+        if (res.statusCode !== 201) reject(new Error(`POST /v1/sessions answered ${res.statusCode}: ${text.slice(0, 200)}`));
+        else resolve(JSON.parse(text) as CreatedSession);
       });
     });
+    if (timeoutMs !== undefined) req.setTimeout(timeoutMs, () => req.destroy(new Error(`POST /v1/sessions: no answer within ${timeoutMs} ms`)));
     req.on("error", reject);
-    req.end();
+    req.end(body);
   });
 }
 
-export async function createSessions(host: string, port: number, count: number, connections = 8): Promise<CreatedSession[]> {
+export async function createSessions(host: string, port: number, count: number, options: CreateOptions = {}): Promise<CreatedSession[]> {
+  const { connections = 8, request: requestFor, timeoutMs } = options;
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const out: CreatedSession[] = [];
   let next = 0;
   const worker = async () => {
     while (next < count) {
-      next++;
-      out.push(await createOne(host, port, agent));
+      const index = next++;
+      out.push(await createOne(host, port, agent, requestFor?.(index) ?? {}, timeoutMs));
     }
   };
   try {

@@ -77,7 +77,7 @@ interface Pending {
 }
 
 /** Refusals worth sending the same message again for, after `retryAfterMs`: the server will take it later. */
-const RETRY_CODES: ReadonlySet<string> = new Set([ErrorCode.RateLimited, ErrorCode.Overloaded, ErrorCode.ServerDraining, ErrorCode.OwnerUnavailable, ErrorCode.Internal]);
+const RETRY_CODES: ReadonlySet<string> = new Set([ErrorCode.RateLimited, ErrorCode.Overloaded, ErrorCode.ServerDraining, ErrorCode.OwnerUnavailable, ErrorCode.QueueFull, ErrorCode.Internal]);
 const MAX_RETRIES = 5;
 
 function randomId(): string {
@@ -412,7 +412,7 @@ export class AgentwireClient extends Emitter<ClientEvents> {
       this.emit("turn", turn);
     }
     this.emit("message", event);
-    if (event.type === "error") this.emit("error", new AgentwireError(event.code as ErrorCode, event.message, event.retryable, event.field, event.retryAfterMs));
+    if (event.type === "error") this.emit("error", new AgentwireError(event.code as ErrorCode, event.message, event.retryable, event.field, event.retryAfterMs, event.limit));
     if (!turn) return;
     turn.receive(event);
     if (event.type === "tool" && event.phase === "ready" && event.executor === "client") this.runTool(turn, event.callId, event.name, event.args);
@@ -429,7 +429,7 @@ export class AgentwireClient extends Emitter<ClientEvents> {
   }
 
   private refused(message: Extract<ServerMessage, { type: "error" }>): void {
-    const error = new AgentwireError(message.code as ErrorCode, message.message, message.retryable, message.field, message.retryAfterMs);
+    const error = new AgentwireError(message.code as ErrorCode, message.message, message.retryable, message.field, message.retryAfterMs, message.limit);
     const pending = message.id !== undefined ? this.pending.get(message.id) : undefined;
     if (!pending) {
       this.emit("error", error);
@@ -503,7 +503,7 @@ export class AgentwireClient extends Emitter<ClientEvents> {
 
   private request(message: ClientMessage): Promise<ServerMessage> {
     if (this.closed) return Promise.reject(new AgentwireError("client_closed", "the client is closed"));
-    if (this.pending.size >= (this.options.maxQueued ?? 64)) return Promise.reject(new AgentwireError("queue_full", "too many messages wait for the server", true));
+    if (this.pending.size >= (this.options.maxQueued ?? 64)) return Promise.reject(new AgentwireError("outbox_full", "too many messages wait for the server", true));
     return new Promise((resolve, reject) => {
       this.pending.set(message.id as string, { message, resolve, reject, retries: 0 });
       if (this.link && this.welcomed) this.link.send(message);
@@ -648,7 +648,7 @@ function closeErrorCode(code: number): AgentwireError["code"] {
 }
 
 async function httpError(res: Response): Promise<AgentwireError> {
-  const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string; retryable?: boolean; field?: string; retryAfterMs?: number } } | null;
+  const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string; retryable?: boolean; field?: string; retryAfterMs?: number; limit?: string } } | null;
   const e = body?.error;
-  return new AgentwireError((e?.code as ErrorCode | undefined) ?? ErrorCode.Internal, e?.message ?? `HTTP ${res.status}`, e?.retryable ?? res.status >= 500, e?.field, e?.retryAfterMs);
+  return new AgentwireError((e?.code as ErrorCode | undefined) ?? ErrorCode.Internal, e?.message ?? `HTTP ${res.status}`, e?.retryable ?? res.status >= 500, e?.field, e?.retryAfterMs, e?.limit);
 }

@@ -2,7 +2,7 @@
 import type { ErrorCode } from "@agentwire/protocol/codes";
 
 /** Codes the client adds to the server's: the client was closed, too many messages wait for a connection, the server could not be reached. */
-export type ClientErrorCode = "client_closed" | "queue_full" | "unreachable";
+export type ClientErrorCode = "client_closed" | "outbox_full" | "unreachable";
 
 export class AgentwireError extends Error {
   constructor(
@@ -12,6 +12,8 @@ export class AgentwireError extends Error {
     /** The offending field of the message, when the server named one. */
     readonly field?: string,
     readonly retryAfterMs?: number,
+    /** For `quota_exceeded`: the limit the identity is at (`turns`, `tokens_per_day`...). */
+    readonly limit?: string,
   ) {
     super(message);
     this.name = "AgentwireError";

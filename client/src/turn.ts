@@ -22,6 +22,8 @@ export interface TurnEvents {
   event: LoggedEvent;
   /** A piece of answer text (merged frames arrive as one piece). */
   text: string;
+  /** The turn waits in the server's admission queue: `position` turns are ahead of it (0: next). */
+  queued: { position: number; etaMs?: number };
   end: TurnResult;
 }
 
@@ -33,8 +35,10 @@ export interface TurnOwner {
 export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEvent> {
   /** The server's turn id (`t3`), once the input's ack or the turn's `turn_start` named it. */
   id: string | null = null;
-  /** `pending` until the turn starts; `running`; then its final status. */
-  status: "pending" | "running" | TurnStatus = "pending";
+  /** `pending` until the server names it; `queued` while it waits for a slot on the server; `running`; then its final status. */
+  status: "pending" | "queued" | "running" | TurnStatus = "pending";
+  /** While `queued`: turns ahead of it (0: next); null otherwise. */
+  queuePosition: number | null = null;
   text = "";
   reason: string | null = null;
   usage: TurnUsage | null = null;
@@ -89,8 +93,19 @@ export class Turn extends Emitter<TurnEvents> implements AsyncIterable<LoggedEve
   receive(event: LoggedEvent): void {
     if (this.finished) return;
     if (event.type === "turn_start") this.bind(event.turn);
+    else if (event.type === "progress" && event.stage === "queued" && event.position !== undefined) {
+      this.status = "queued";
+      this.queuePosition = event.position;
+    } else if (this.status === "queued" && event.type !== "turn_end") {
+      // Anything the agent says means the turn left the queue and runs.
+      this.status = "running";
+      this.queuePosition = null;
+    }
     this.keep(event);
     this.emit("event", event);
+    if (event.type === "progress" && event.stage === "queued" && event.position !== undefined) {
+      this.emit("queued", event.etaMs === undefined ? { position: event.position } : { position: event.position, etaMs: event.etaMs });
+    }
     if (event.type === "token") {
       this.text += event.text;
       this.emit("text", event.text);

@@ -24,12 +24,13 @@ export function newApiKey(name: string): { key: string; line: string } {
 
 /**
  * Parses key entries, `name=secret` or `name=sha256:<64 hex>` (the digest of the secret), separated by commas or
- * lines; `#` starts a comment. Secrets given in the clear are digested at once. Throws naming the bad entry.
+ * lines; `#` at the start of a line or after a space starts a comment. Secrets given in the clear are digested at once. Throws naming the bad entry.
  */
 export function parseApiKeys(text: string, where: string): ApiKey[] {
   const keys: ApiKey[] = [];
   const names = new Set<string>();
-  const entries = text.split(/[\n,]/).map((line) => line.replace(/#.*$/, "").trim());
+  // A comment starts a line or follows a space: a `#` inside a secret is part of it.
+  const entries = text.split(/[\n,]/).map((line) => line.replace(/(^|\s)#.*$/, "").trim());
   entries.forEach((entry, i) => {
     if (entry === "") return;
     const eq = entry.indexOf("=");

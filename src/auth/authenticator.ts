@@ -1,5 +1,5 @@
 // Who may create a session: operator API keys, signed client tokens, or (open mode) anyone, counted by address.
-import { CreateSessionRequest, type ErrorBody, ErrorCode } from "@agentwire/protocol";
+import { CreateSessionRequest, type ErrorBody, ErrorCode, fieldPath } from "@agentwire/protocol";
 import { type Principal, type QuotaLimits, limitsWith } from "../engine/index.js";
 import type { ApiKeys } from "./api-keys.js";
 import { JwtVerifier } from "./jwt.js";
@@ -40,14 +40,15 @@ export class Authenticator {
       return { ok: true, principal: { identity: `ip:${clientAddress}`, limits: defaults } };
     }
     if (bearer === undefined || bearer === "") return unauthorized("send an API key or a client token: Authorization: Bearer <credential>");
-    if (jwt?.configured && JwtVerifier.looksLikeJwt(bearer)) {
+    // An API key may look like a JWT (dots in it): the key set answers for it first.
+    const name = keys?.verify(bearer) ?? null;
+    if (name === null && jwt?.configured && JwtVerifier.looksLikeJwt(bearer)) {
       if (hasBody) return forbidden("a client token carries its settings as claims: send no body", "body");
       const verified = await jwt.verify(bearer);
       if (!verified.ok) return unauthorized(verified.message, verified.field);
       const { sub, model, system, tools, limits } = verified.claims;
       return this.principal(`jwt:${sub}`, { model, system, tools, limits });
     }
-    const name = keys?.verify(bearer) ?? null;
     if (name === null) {
       // A wrong credential is refused, in open mode too: never silently downgraded to an address identity.
       return unauthorized("the credential is not a valid API key or client token");
@@ -55,7 +56,7 @@ export class Authenticator {
     const parsed = CreateSessionRequest.safeParse(body ?? {});
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      return { ok: false, status: 400, error: { code: ErrorCode.InvalidMessage, message: issue?.message ?? "invalid body", field: issue?.path.join(".") || undefined, retryable: false } };
+      return { ok: false, status: 400, error: { code: ErrorCode.InvalidMessage, message: issue?.message ?? "invalid body", field: issue ? fieldPath(issue) : undefined, retryable: false } };
     }
     const { user, ...settings } = parsed.data;
     return this.principal(user === undefined ? `key:${name}` : `key:${name}/${user}`, settings);

@@ -1,7 +1,7 @@
 // Signed client tokens: short-lived JWTs from the operator's backend (HS256, or RS256/ES256/EdDSA through a JWKS).
 import { readFileSync } from "node:fs";
 import { type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify } from "jose";
-import { CreateSessionRequest } from "@agentwire/protocol";
+import { CreateSessionRequest, fieldPath } from "@agentwire/protocol";
 import { z } from "zod";
 
 export interface JwtOptions {
@@ -28,13 +28,16 @@ const ASYMMETRIC = ["RS256", "ES256", "EdDSA"] as const;
 
 /** Verifies client tokens with the configured keys; every failure is a short reason fit for a 401 body. */
 export class JwtVerifier {
-  private readonly secret: Uint8Array | null;
+  /** The HS256 key, imported once: jose would import raw bytes again on every verify. */
+  private readonly secret: Promise<CryptoKey> | null;
   private localSet: JWTVerifyGetKey | null = null;
   private readonly remoteSet: JWTVerifyGetKey | null;
 
   constructor(private readonly options: JwtOptions) {
     if (options.secret !== undefined && options.secret.length < 32) throw new Error("AGENTWIRE_JWT_SECRET must be at least 32 characters");
-    this.secret = options.secret ? new TextEncoder().encode(options.secret) : null;
+    this.secret = options.secret
+      ? crypto.subtle.importKey("raw", new TextEncoder().encode(options.secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"])
+      : null;
     if (options.jwksFile) this.localSet = createLocalJWKSet(readJwks(options.jwksFile));
     this.remoteSet = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 }) : null;
   }
@@ -61,7 +64,7 @@ export class JwtVerifier {
       return { ok: false, message: "the token is not a JWT" };
     }
     const symmetric = header.alg === "HS256";
-    const key = symmetric ? this.secret : this.keySet(header);
+    const key = symmetric ? await this.secret : this.keySet(header);
     if (!key) return { ok: false, message: `tokens signed with ${String(header.alg)} are not accepted here` };
     let payload: JWTPayload;
     try {
@@ -76,12 +79,15 @@ export class JwtVerifier {
     } catch (err) {
       return { ok: false, message: reasonOf(err) };
     }
-    const lifetime = (payload.exp as number) - (payload.iat ?? Math.floor(Date.now() / 1000));
+    // From when it was issued, or from now when it claims to be issued later: a future `iat` must not stretch it.
+    const now = Math.floor(Date.now() / 1000);
+    const lifetime = (payload.exp as number) - Math.min(payload.iat ?? now, now);
     if (lifetime > this.options.maxLifetimeS) return { ok: false, message: `the token lives longer than ${this.options.maxLifetimeS} s`, field: "exp" };
     const claims = TokenClaims.safeParse(payload);
     if (!claims.success) {
       const issue = claims.error.issues[0];
-      return { ok: false, message: `claim ${issue?.path.join(".")}: ${issue?.message}`, field: issue?.path.join(".") };
+      const field = issue ? fieldPath(issue) : undefined;
+      return { ok: false, message: `claim ${field}: ${issue?.message}`, field };
     }
     return { ok: true, claims: claims.data };
   }

@@ -6,21 +6,28 @@ import { type HeldKind, HELD_RETRY_MS, type QuotaAnswer, type QuotaRequest, type
 
 /**
  * KEYS: held hash, take window, check window 1, check window 2 (all of one identity: one slot).
- * ARGV: holdKind ('' for none), holdLimit, incarnation, takeLimit, takeAmount, takeTtlMs, check1Limit, check2Limit, heldTtlMs, live incarnations...
- * Held counts live in one hash, a field per kind and node incarnation; only live incarnations count, so a node
- * that died holds nothing. Returns 0 when granted, else which part refused: 1 hold, 2 take, 3/4 a check.
+ * ARGV: holdKind ('' for none), holdLimit, incarnation, takeLimit, takeAmount, takeTtlMs, check1Limit, check2Limit, heldTtlMs,
+ * startedSince, live incarnations...
+ * Held counts live in one hash, a field per kind and node incarnation (`<start ms>-<random>`). A field counts when
+ * its incarnation was live at the caller's last look at the registry, or started since (a node that joined
+ * meanwhile): a node that died holds nothing. Returns 0 when granted, else which part refused: 1 hold, 2 take, 3/4 a check.
  */
 export const QUOTA_ADMIT = `
 local kind = ARGV[1]
 if kind ~= '' and tonumber(ARGV[2]) > 0 then
   local live = {}
-  for i = 10, #ARGV do live[ARGV[i]] = true end
+  for i = 11, #ARGV do live[ARGV[i]] = true end
+  local since = tonumber(ARGV[10])
   local prefix = kind .. ':'
   local fields = redis.call('HGETALL', KEYS[1])
   local held = 0
   for i = 1, #fields, 2 do
     local f = fields[i]
-    if string.sub(f, 1, #prefix) == prefix and live[string.sub(f, #prefix + 1)] then held = held + tonumber(fields[i + 1]) end
+    if string.sub(f, 1, #prefix) == prefix then
+      local incarnation = string.sub(f, #prefix + 1)
+      local started = tonumber(string.match(incarnation, '^(%d+)-') or '0')
+      if live[incarnation] or started >= since then held = held + tonumber(fields[i + 1]) end
+    end
   end
   if held >= tonumber(ARGV[2]) then return 1 end
 end
@@ -55,8 +62,10 @@ const HELD_TTL_MS = 86_400_000;
 
 export class RedisQuotaStore implements QuotaStore {
   /** This process: a restarted node is a new incarnation, so nothing its predecessor held counts. */
-  readonly incarnation = `${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
+  readonly incarnation = `${Date.now()}-${randomBytes(4).toString("hex")}`;
   private live: string[] = [this.incarnation];
+  /** When `live` was last read from the registry: incarnations that started since count too. */
+  private liveAt = 0;
   /** What this incarnation holds, per identity: rewritten to Redis exactly where an update failed. */
   private readonly own = new Map<string, Record<HeldKind, number>>();
   private readonly dirty = new Set<string>();
@@ -102,7 +111,11 @@ export class RedisQuotaStore implements QuotaStore {
         .zrange(this.registry, 0, -1)
         .exec();
       const members = replies?.[2]?.[1] as string[] | undefined;
-      if (members) this.live = members.includes(this.incarnation) ? members : [...members, this.incarnation];
+      if (members) {
+        this.live = members.includes(this.incarnation) ? members : [...members, this.incarnation];
+        // Registered before the read: a node that started before `now` minus a refresh is in the list, or dead.
+        this.liveAt = now - this.refreshMs;
+      }
       for (const identity of [...this.dirty]) await this.rewrite(identity);
     } catch (err) {
       this.options.logger.warn({ err: (err as Error).message }, "quota registry not refreshed");
@@ -128,6 +141,7 @@ export class RedisQuotaStore implements QuotaStore {
       c1?.limit ?? 0,
       c2?.limit ?? 0,
       HELD_TTL_MS,
+      this.liveAt,
       ...this.live,
     ];
     const answer = withTimeout(this.cmd.awQuotaAdmit(...args), this.timeoutMs);

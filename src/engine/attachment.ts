@@ -102,8 +102,8 @@ export class Attachment {
   }
 
   sendError(error: SubmitError, id: string | undefined): void {
-    const { code, message, retryable, retryAfterMs, field } = error;
-    this.send({ type: "error", code, message, retryable, retryAfterMs, field, id });
+    const { code, message, retryable, retryAfterMs, field, limit } = error;
+    this.send({ type: "error", code, message, retryable, retryAfterMs, field, limit, id });
   }
 
   /** Ephemeral frames (ack, pong, error, drain) share the outbox so ordering holds. */

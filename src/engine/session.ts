@@ -511,15 +511,16 @@ const OVERLOADED_RETRY_MS = 5000;
 
 /**
  * Keeps the newest turn records (for polling) within `maxRecords` and, for finished ones, within
- * `maxChars` of input and text; the newest record always stays, and so does a running one.
+ * `maxChars` of input and text; the newest record always stays, and so does a running or queued one.
  */
 function trimTurnRecords(turns: Map<string, TurnRecord>, maxRecords: number, maxChars: number): void {
   while (turns.size > maxRecords) turns.delete(turns.keys().next().value as string);
   let chars = 0;
-  for (const record of turns.values()) if (record.status !== "running") chars += record.input.length + record.text.length;
+  const live = (record: TurnRecord) => record.status === "running" || record.status === "queued";
+  for (const record of turns.values()) if (!live(record)) chars += record.input.length + record.text.length;
   for (const [id, record] of turns) {
     if (chars <= maxChars || turns.size <= 1) break;
-    if (record.status === "running") continue;
+    if (live(record)) continue;
     chars -= record.input.length + record.text.length;
     turns.delete(id);
   }

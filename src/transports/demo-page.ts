@@ -68,7 +68,7 @@ function renderTurn(turn, typed) {
   turn.on("event", (e) => {
     if (e.type === "turn_start") { you.textContent = e.input; you.classList.remove("pending"); box.dataset.turn = e.turn; box.dataset.status = "running"; running = turn; }
     else if (e.type === "token") text.textContent += e.text;
-    else if (e.type === "progress") { progress ??= box.insertBefore(el("div", "progress"), meta); progress.textContent = e.message || e.stage; }
+    else if (e.type === "progress") { progress ??= box.insertBefore(el("div", "progress"), meta); progress.textContent = e.stage === "queued" ? "waiting for a free slot: " + e.position + " ahead" + (e.etaMs ? ", about " + Math.ceil(e.etaMs / 1000) + " s" : "") : e.message || e.stage; }
     else if (e.type === "tool" && e.phase === "ready") bot.append(el("div", "tool", "calls " + e.name + " " + JSON.stringify(e.args)));
     else if (e.type === "tool" && e.phase === "result") { bot.append(el("div", "tool", "-> " + JSON.stringify(e.output))); text = el("span", "text"); bot.append(text); }
     else if (e.type === "usage") meta.textContent = e.inputTokens + " in / " + e.outputTokens + " out" + (e.partial ? " (partial)" : "");

@@ -118,7 +118,7 @@ export async function pollTurn(res: HttpResponse, req: HttpRequest, engine: Engi
     sendError(res, state, 404, { code: ErrorCode.TurnNotFound, message: `no turn "${turnId.slice(0, 64)}" in this session`, retryable: false }, headers);
     return;
   }
-  const ended = record.status !== "running";
+  const ended = record.status !== "running" && record.status !== "queued";
   const view: TurnView = {
     turn: record.id,
     status: record.status,
@@ -131,5 +131,6 @@ export async function pollTurn(res: HttpResponse, req: HttpRequest, engine: Engi
     endedAt: record.endedAt ?? null,
     lastSeq: session.log.lastSeq,
   };
+  if (record.status === "queued" && record.position !== undefined) view.position = record.position;
   sendJson(res, state, 200, view, headers);
 }

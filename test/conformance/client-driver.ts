@@ -31,7 +31,7 @@ const CAPABILITIES: Capabilities = { rawFrames: false, pauseReading: false };
 
 /** A refusal as the suite's answer. The client's own codes (closed, queue full) are no answer from the server. */
 function refusal(err: unknown): Answer {
-  if (!(err instanceof AgentwireError) || err.code === "client_closed" || err.code === "queue_full" || err.code === "unreachable") throw err;
+  if (!(err instanceof AgentwireError) || err.code === "client_closed" || err.code === "outbox_full" || err.code === "unreachable") throw err;
   return { ok: false, error: { code: err.code as ErrorCode, field: err.field, retryable: err.retryable, retryAfterMs: err.retryAfterMs } };
 }
 
