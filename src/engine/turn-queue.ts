@@ -45,6 +45,8 @@ export class TurnQueue {
   /** A moving average of how long turns run (ms): the estimate's basis. 0 until a turn has ended. */
   private averageRunMs = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Set by close(): nothing starts any more (a closing node's turns are being cancelled). */
+  private closed = false;
 
   constructor(private readonly options: TurnQueueOptions) {}
 
@@ -128,6 +130,7 @@ export class TurnQueue {
   }
 
   close(): void {
+    this.closed = true;
     if (this.updateTimer) clearTimeout(this.updateTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.updateTimer = null;
@@ -135,6 +138,7 @@ export class TurnQueue {
   }
 
   private fill(): void {
+    if (this.closed) return;
     let started = false;
     while (this.runningCount < this.options.capacity && this.waitingCount > 0) {
       const entry = this.dequeue();

@@ -66,13 +66,14 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       return;
     }
     conn.open(ws, session.id);
-    const unavailable: QuotaAnswer = { ok: false, limit: "connections", retryAfterMs: 1000 };
-    void admitted
-      .catch(() => unavailable)
-      .then((answer) => {
+    void admitted.then(
+      (answer) => {
         if (!conn.closed) welcome(ws, conn, session, answer);
         else if (answer.ok) engine.releaseConnection(session);
-      });
+      },
+      // The shared quota store did not answer: like an owner that did not, reconnect with backoff.
+      () => conn.close(CloseCode.OwnerUnavailable, ErrorCode.OwnerUnavailable),
+    );
   };
 
   /** Welcome, replay and live events for an admitted link; then whatever it sent meanwhile. */
