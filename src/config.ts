@@ -99,7 +99,7 @@ export const ConfigSchema = z
     AGENTWIRE_IDENTITY_SESSIONS_PER_MINUTE: int(120),
     AGENTWIRE_IDENTITY_TOKENS_PER_MINUTE: int(0),
     AGENTWIRE_IDENTITY_TOKENS_PER_DAY: int(0),
-    /** Comma-separated models a client may choose; one entry pins it. Empty: any. */
+    /** Comma-separated models a client may choose (one entry pins it), or `*` for any. Empty: any with the demo agent, else only AGENTWIRE_MODEL. */
     AGENTWIRE_ALLOWED_MODELS: z
       .string()
       .default("")
@@ -139,7 +139,8 @@ export const ConfigSchema = z
     } catch (err) {
       ctx.addIssue({ code: "custom", path: ["AGENTWIRE_TRUSTED_PROXIES"], message: (err as Error).message });
     }
-    if (c.AGENTWIRE_MODEL && c.AGENTWIRE_ALLOWED_MODELS.length > 0 && !c.AGENTWIRE_ALLOWED_MODELS.includes(c.AGENTWIRE_MODEL)) {
+    const models = c.AGENTWIRE_ALLOWED_MODELS;
+    if (c.AGENTWIRE_MODEL && models.length > 0 && !models.includes("*") && !models.includes(c.AGENTWIRE_MODEL)) {
       ctx.addIssue({ code: "custom", path: ["AGENTWIRE_MODEL"], message: "must be one of AGENTWIRE_ALLOWED_MODELS" });
     }
     if (c.AGENTWIRE_OUTBOX_HARD_BYTES <= c.AGENTWIRE_OUTBOX_SOFT_BYTES) {

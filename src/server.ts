@@ -85,7 +85,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const agent = options.agent ?? createAgent(config, logger);
   const isDemo = agent instanceof DemoAgent;
   // Before anything listens or connects: a spending agent without credentials must not start (exit 2).
-  const auth = createAuth(config, isDemo ? "demo" : config.AGENTWIRE_AGENT === "demo" ? agent.name : config.AGENTWIRE_AGENT, logger);
+  const allowedModels = modelPolicy(config, isDemo);
+  const auth = createAuth(config, isDemo ? "demo" : config.AGENTWIRE_AGENT === "demo" ? agent.name : config.AGENTWIRE_AGENT, logger, allowedModels);
   const allowedOrigins = (config.AGENTWIRE_ALLOWED_ORIGINS || config.AGENTWIRE_CORS_ORIGINS).split(",").map((o) => o.trim()).filter(Boolean);
   if (allowedOrigins.includes("*") && !isDemo) {
     logger.warn({ allowedOrigins }, "AGENTWIRE_ALLOWED_ORIGINS=* lets any web page use this server from its visitors' browsers");
@@ -108,7 +109,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     cluster: { leaseTtlMs: config.AGENTWIRE_LEASE_TTL_MS, forwardTimeoutMs: config.AGENTWIRE_FORWARD_TIMEOUT_MS, batchMs: config.AGENTWIRE_REDIS_BATCH_MS },
     agent,
     tools,
-    defaultModel: config.AGENTWIRE_MODEL ?? config.AGENTWIRE_ALLOWED_MODELS[0],
+    defaultModel: config.AGENTWIRE_MODEL ?? (allowedModels === "any" ? undefined : allowedModels[0]),
     heartbeatMs: Math.floor((config.AGENTWIRE_WS_IDLE_TIMEOUT_S * 1000) / 2),
     logger,
     limits: {
@@ -138,7 +139,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       queueTimeoutMs: config.AGENTWIRE_QUEUE_TIMEOUT_MS,
     },
     policy: {
-      allowedModels: config.AGENTWIRE_ALLOWED_MODELS,
+      allowedModels,
       system: config.AGENTWIRE_SYSTEM_PROMPT,
       clientSystem: config.AGENTWIRE_CLIENT_SYSTEM_PROMPT,
     },
@@ -249,6 +250,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await broker?.close();
     },
   };
+}
+
+/**
+ * Which models clients may choose: the list, or any with `*`. Unset, the demo agent takes any (it spends nothing)
+ * and a provider agent only its default: a client cannot move the operator's bill to a dearer model by itself.
+ */
+export function modelPolicy(config: Config, isDemo: boolean): readonly string[] | "any" {
+  const listed = config.AGENTWIRE_ALLOWED_MODELS;
+  if (listed.includes("*")) return "any";
+  if (listed.length > 0) return listed;
+  if (isDemo) return "any";
+  return config.AGENTWIRE_MODEL ? [config.AGENTWIRE_MODEL] : [];
 }
 
 /**

@@ -1,6 +1,6 @@
 // Who may create a session: operator API keys, signed client tokens, or (open mode) anyone, counted by address.
 import { CreateSessionRequest, type ErrorBody, ErrorCode, fieldPath } from "@agentwire/protocol";
-import { type Principal, type QuotaLimits, limitsWith } from "../engine/index.js";
+import { type OperatorPolicy, type Principal, type QuotaLimits, limitsWith, modelAllowed } from "../engine/index.js";
 import type { ApiKeys } from "./api-keys.js";
 import { JwtVerifier } from "./jwt.js";
 
@@ -13,8 +13,8 @@ export interface AuthenticatorOptions {
   jwt: JwtVerifier | null;
   /** Per-identity limits unless a token or key holder overrides them. */
   defaults: QuotaLimits;
-  /** Models the operator allows (empty: any): a pinned model must be one. */
-  allowedModels: readonly string[];
+  /** Models the operator allows: a pinned model must be one. */
+  allowedModels: OperatorPolicy["allowedModels"];
 }
 
 const unauthorized = (message: string, field?: string): Authenticated => ({ ok: false, status: 401, error: { code: ErrorCode.Unauthorized, message, field, retryable: false } });
@@ -64,7 +64,7 @@ export class Authenticator {
 
   private principal(identity: string, settings: Omit<CreateSessionRequest, "user">): Authenticated {
     const { allowedModels, defaults } = this.options;
-    if (settings.model !== undefined && allowedModels.length > 0 && !allowedModels.includes(settings.model)) {
+    if (settings.model !== undefined && !modelAllowed(allowedModels, settings.model)) {
       return forbidden(`model "${settings.model}" is not one the operator allows`, "model");
     }
     const principal: Principal = { identity, limits: limitsWith(defaults, settings.limits) };

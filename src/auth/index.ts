@@ -1,7 +1,7 @@
 // Builds session-creation auth from the configuration, and refuses to start a spending server that anyone could use.
 import { isIP } from "node:net";
 import { type Config, ConfigError } from "../config.js";
-import type { Logger, QuotaLimits } from "../engine/index.js";
+import type { Logger, OperatorPolicy, QuotaLimits } from "../engine/index.js";
 import { ApiKeys } from "./api-keys.js";
 import { Authenticator } from "./authenticator.js";
 import { JwtVerifier } from "./jwt.js";
@@ -37,7 +37,7 @@ export function isLoopback(host: string): boolean {
  * The auth of a server running `agentName`. Open mode is the default only for the demo agent, which spends
  * nothing; a spending agent without credentials configured is a configuration error unless open mode is chosen.
  */
-export function createAuth(config: Config, agentName: string, logger: Logger): Auth {
+export function createAuth(config: Config, agentName: string, logger: Logger, allowedModels: OperatorPolicy["allowedModels"]): Auth {
   const problem = (variable: string, message: string) => new ConfigError([{ variable, message }]);
   let keys: ApiKeys | null = null;
   let jwt: JwtVerifier | null = null;
@@ -80,7 +80,7 @@ export function createAuth(config: Config, agentName: string, logger: Logger): A
     logger.warn({ host: config.HOST, agent: agentName }, "open mode on a non-loopback address: anyone who reaches this port can create sessions and run turns (set API keys or a token key to require credentials)");
   }
   keys?.watch(1000);
-  const authenticator = new Authenticator({ mode, keys, jwt, defaults: identityLimits(config), allowedModels: config.AGENTWIRE_ALLOWED_MODELS });
+  const authenticator = new Authenticator({ mode, keys, jwt, defaults: identityLimits(config), allowedModels });
   return {
     authenticator,
     reload() {

@@ -7,15 +7,20 @@ import type { TurnQueue } from "./turn-queue.js";
 
 /** What the operator fixes for every session, whatever its clients configure. */
 export interface OperatorPolicy {
-  /** Models a `configure` may choose; empty: any. A single entry pins the model. */
-  allowedModels: readonly string[];
+  /** Models a `configure` (or a credential's pin) may choose, or `any`. One entry pins the model; none: only the default. */
+  allowedModels: readonly string[] | "any";
   /** The operator's system prompt: first in every turn's system prompt; a client cannot replace it. */
   system?: string;
   /** Whether a client's `configure.system` is taken (appended after the operator's and the identity's); else `forbidden`. */
   clientSystem: boolean;
 }
 
-export const OPEN_POLICY: OperatorPolicy = Object.freeze({ allowedModels: [], clientSystem: true });
+export const OPEN_POLICY: OperatorPolicy = Object.freeze({ allowedModels: "any", clientSystem: true });
+
+/** Whether `policy` lets a session use `model`. */
+export function modelAllowed(allowed: OperatorPolicy["allowedModels"], model: string): boolean {
+  return allowed === "any" || allowed.includes(model);
+}
 
 export interface EngineLimits {
   /** Events kept per session log. @default 10000 */

@@ -11,7 +11,7 @@ import {
 } from "@agentwire/protocol";
 import type { HistoryMessage } from "./agent.js";
 import type { Attachment } from "./attachment.js";
-import type { EngineContext } from "./context.js";
+import { type EngineContext, modelAllowed } from "./context.js";
 import { frozenEmpty } from "./empty.js";
 import { EventLog, type LogEntry } from "./event-log.js";
 import { ID_CONFLICT, MessageIds, fingerprint } from "./message-ids.js";
@@ -354,7 +354,7 @@ export class Session implements AttachedSession<Attachment> {
     if (message.model !== undefined && pinned !== undefined && message.model !== pinned) {
       return refuse(ErrorCode.Forbidden, "this session's model is fixed by its credentials", { field: "model" });
     }
-    if (message.model !== undefined && policy.allowedModels.length > 0 && !policy.allowedModels.includes(message.model)) {
+    if (message.model !== undefined && !modelAllowed(policy.allowedModels, message.model)) {
       return refuse(ErrorCode.Forbidden, `model "${message.model}" is not one the operator allows`, { field: "model" });
     }
     if (message.system !== undefined && !policy.clientSystem) {
