@@ -69,6 +69,8 @@ export const ConfigSchema = z
     AGENTWIRE_REDIS_CLUSTER_NODES: z.string().regex(/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/, "must be host:port[,host:port...]").optional(),
     AGENTWIRE_REDIS_PREFIX: z.string().min(1).max(64).default("aw:"),
     AGENTWIRE_REDIS_STARTUP_WAIT_MS: int(5000, 0, 600_000),
+    /** Ready only while Redis answered a PING within this long. */
+    AGENTWIRE_REDIS_HEALTH_TIMEOUT_MS: int(1000, 100, 60_000),
     AGENTWIRE_REDIS_SHARDED_PUBSUB: bool(true),
     AGENTWIRE_NODE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
     AGENTWIRE_LEASE_TTL_MS: int(5000, 200),

@@ -327,6 +327,7 @@ export async function createBroker(config: Config, logger: Logger): Promise<Brok
       url: config.REDIS_URL,
       clusterNodes: config.AGENTWIRE_REDIS_CLUSTER_NODES?.split(","),
       prefix: config.AGENTWIRE_REDIS_PREFIX,
+      healthTimeoutMs: config.AGENTWIRE_REDIS_HEALTH_TIMEOUT_MS,
       shardedPubSub: config.AGENTWIRE_REDIS_SHARDED_PUBSUB,
       nodeId,
       logger,

@@ -35,6 +35,11 @@ export interface RedisBrokerOptions {
   nodeId?: string;
   /** How often the subscriber link is probed with a message to ourselves (ms). @default 2000 */
   probeIntervalMs?: number;
+  /**
+   * Ready only while a PING on the command link was answered within this long (ms): a Redis that stopped
+   * answering (paused, overloaded, a dead route the socket has not noticed) is not ready within about this. @default 1000
+   */
+  healthTimeoutMs?: number;
   logger: Logger;
 }
 
@@ -72,6 +77,10 @@ export class RedisBroker implements Broker {
   private probeTimer: NodeJS.Timeout;
   private lastProbeSeen = 0;
   private closed = false;
+  /** When a PING on the command link was last answered, and whether one is in flight. */
+  private lastPong = 0;
+  private pinging = false;
+  private readonly healthTimer: NodeJS.Timeout;
   private quotas: RedisQuotaStore | null = null;
 
   constructor(private readonly options: RedisBrokerOptions) {
@@ -120,6 +129,9 @@ export class RedisBroker implements Broker {
     this.sub.on("message", (channel: string, payload: string) => this.dispatch(channel, payload));
     this.probeTimer = setInterval(() => this.probe(), options.probeIntervalMs ?? 2000);
     this.probeTimer.unref();
+    this.healthTimer = setInterval(() => this.ping(), Math.max(25, Math.floor(this.healthTimeoutMs / 4)));
+    this.healthTimer.unref();
+    this.cmd.on("ready", () => this.ping());
   }
 
   /** Quotas counted in this Redis, so that they hold across every node on it. */
@@ -142,7 +154,27 @@ export class RedisBroker implements Broker {
 
   isReady(): boolean {
     const shardsReady = this.ssub === null || this.ssub.status === "ready";
-    return !this.closed && this.cmd.status === "ready" && this.sub.status === "ready" && shardsReady && this.pubsubAlive;
+    const answering = Date.now() - this.lastPong <= this.healthTimeoutMs;
+    return !this.closed && this.cmd.status === "ready" && this.sub.status === "ready" && shardsReady && this.pubsubAlive && answering;
+  }
+
+  private get healthTimeoutMs(): number {
+    return this.options.healthTimeoutMs ?? 1000;
+  }
+
+  /** One PING at a time on the command link; its answer keeps the node ready (see `healthTimeoutMs`). */
+  private ping(): void {
+    if (this.closed || this.pinging || this.cmd.status !== "ready") return;
+    this.pinging = true;
+    this.cmd
+      .ping()
+      .then(() => {
+        this.lastPong = Date.now();
+      })
+      .catch(() => {})
+      .finally(() => {
+        this.pinging = false;
+      });
   }
 
   async saveSession(record: SessionRecord, ttlMs: number): Promise<void> {
@@ -286,6 +318,7 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.probeTimer);
+    clearInterval(this.healthTimer);
     this.quotas?.close();
     for (const { reject, timer } of this.pending.values()) {
       clearTimeout(timer);
