@@ -31,8 +31,8 @@ export class MemoryStore {
   readonly subscribers = new Map<string, Set<SessionListener>>();
   readonly nodes = new Map<string, (request: NodeRequest) => Promise<unknown>>();
   readonly reconnectListeners = new Set<() => void>();
-  /** Node id -> when its heartbeat lapses. */
-  readonly alive = new Map<string, number>();
+  /** Node id -> when its heartbeat lapses, and the incarnation it names. */
+  readonly alive = new Map<string, { expiresAt: number; incarnation: string }>();
 
   constructor(readonly now: () => number = Date.now) {}
 
@@ -53,6 +53,7 @@ function later(fn: () => void): void {
 
 export class MemoryBroker implements Broker {
   readonly nodeId: string;
+  readonly incarnation = randomBytes(6).toString("base64url");
   private readonly reconnectListeners: (() => void)[] = [];
 
   constructor(
@@ -107,8 +108,8 @@ export class MemoryBroker implements Broker {
     return lost;
   }
 
-  async releaseLease(sessionId: string): Promise<void> {
-    if (this.store.leases.get(sessionId)?.holder === this.nodeId) this.store.leases.delete(sessionId);
+  async releaseLease(sessionId: string, holder = this.nodeId): Promise<void> {
+    if (this.store.leases.get(sessionId)?.holder === holder) this.store.leases.delete(sessionId);
   }
 
   async leaseHolder(sessionId: string): Promise<string | null> {
@@ -117,13 +118,16 @@ export class MemoryBroker implements Broker {
   }
 
   async heartbeat(ttlMs: number): Promise<void> {
-    if (ttlMs > 0) this.store.alive.set(this.nodeId, this.store.now() + ttlMs);
+    if (ttlMs > 0) this.store.alive.set(this.nodeId, { expiresAt: this.store.now() + ttlMs, incarnation: this.incarnation });
     else this.store.alive.delete(this.nodeId);
   }
 
-  async nodesAlive(nodeIds: readonly string[]): Promise<boolean[]> {
+  async nodeIncarnations(nodeIds: readonly string[]): Promise<(string | null)[]> {
     const now = this.store.now();
-    return nodeIds.map((id) => (this.store.alive.get(id) ?? 0) > now);
+    return nodeIds.map((id) => {
+      const alive = this.store.alive.get(id);
+      return alive && alive.expiresAt > now ? alive.incarnation : null;
+    });
   }
 
   async append(sessionId: string, events: readonly StoredEvent[], limits: LogLimits, force = false): Promise<AppendResult> {

@@ -64,6 +64,7 @@ interface Envelope {
 
 export class RedisBroker implements Broker {
   readonly nodeId: string;
+  readonly incarnation = randomBytes(6).toString("base64url");
   private readonly prefix: string;
   private readonly cmd: Client & Commands;
   private readonly sub: Client;
@@ -202,8 +203,8 @@ export class RedisBroker implements Broker {
     return sessionIds.filter((_, i) => results[i] !== 1);
   }
 
-  async releaseLease(sessionId: string): Promise<void> {
-    await this.cmd.awRelease(this.key(sessionId, "lease"), this.nodeId);
+  async releaseLease(sessionId: string, holder = this.nodeId): Promise<void> {
+    await this.cmd.awRelease(this.key(sessionId, "lease"), holder);
   }
 
   leaseHolder(sessionId: string): Promise<string | null> {
@@ -211,13 +212,13 @@ export class RedisBroker implements Broker {
   }
 
   async heartbeat(ttlMs: number): Promise<void> {
-    if (ttlMs > 0) await this.cmd.set(this.aliveKey(this.nodeId), "1", "PX", ttlMs);
+    if (ttlMs > 0) await this.cmd.set(this.aliveKey(this.nodeId), this.incarnation, "PX", ttlMs);
     else await this.cmd.del(this.aliveKey(this.nodeId));
   }
 
-  /** One EXISTS per node, sent together: on a Redis Cluster the keys sit on different shards. */
-  nodesAlive(nodeIds: readonly string[]): Promise<boolean[]> {
-    return Promise.all(nodeIds.map(async (id) => (await this.cmd.exists(this.aliveKey(id))) > 0));
+  /** One GET per node, sent together: on a Redis Cluster the keys sit on different shards. */
+  nodeIncarnations(nodeIds: readonly string[]): Promise<(string | null)[]> {
+    return Promise.all(nodeIds.map((id) => this.cmd.get(this.aliveKey(id))));
   }
 
   async append(sessionId: string, events: readonly StoredEvent[], limits: LogLimits, force = false): Promise<AppendResult> {

@@ -48,6 +48,8 @@ export interface SessionListener {
 export interface Broker {
   /** This node's id, unique in the cluster. */
   readonly nodeId: string;
+  /** This process: a node restarted with the same id is a new incarnation, and its heartbeat says so. */
+  readonly incarnation: string;
   /** False while the link to the shared store is down. */
   isReady(): boolean;
 
@@ -59,15 +61,16 @@ export interface Broker {
   acquireLease(sessionId: string, ttlMs: number): Promise<string>;
   /** Extends our leases; returns the ids we no longer hold. */
   renewLeases(sessionIds: readonly string[], ttlMs: number): Promise<string[]>;
-  releaseLease(sessionId: string): Promise<void>;
+  /** Gives up the session's lease if `holder` (default: this node) holds it. */
+  releaseLease(sessionId: string, holder?: string): Promise<void>;
   leaseHolder(sessionId: string): Promise<string | null>;
   /**
    * Marks this node alive for `ttlMs` (renewed with its leases); 0 removes the mark (graceful
    * leave). Other nodes ask this once per owner node instead of once per session it owns.
    */
   heartbeat(ttlMs: number): Promise<void>;
-  /** For each node id, whether its heartbeat is alive. */
-  nodesAlive(nodeIds: readonly string[]): Promise<boolean[]>;
+  /** For each node id, the incarnation its live heartbeat names, or null when it lapsed. */
+  nodeIncarnations(nodeIds: readonly string[]): Promise<(string | null)[]>;
 
   /**
    * Appends events (consecutive seqs, starting right after the stored last seq) and publishes them,

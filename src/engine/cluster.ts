@@ -29,6 +29,8 @@ const REPLICA_IDLE_MS = 30_000;
 
 interface Replica {
   holder: string;
+  /** The holder's incarnation as this replica first saw its heartbeat: a different one means it restarted. */
+  incarnation?: string;
   unsubscribe: (() => Promise<void>) | null;
   /** Live events wait here while the log is being filled from the broker. */
   queue: StoredEvent[];
@@ -306,6 +308,8 @@ export class Cluster {
 
   private async serve(request: NodeRequest): Promise<unknown> {
     const session = this.sessions.get(request.sessionId);
+    // Asked by a follower that saw this node restart: whether this process owns the session.
+    if (request.kind === "owns") return session?.role === "owner";
     if (!session || session.role !== "owner") return { notOwner: true };
     switch (request.kind) {
       case "submit":
@@ -367,6 +371,22 @@ export class Cluster {
     }
   }
 
+  /**
+   * The lease's node restarted under the same id: a new process knows nothing of the old one's sessions, whose
+   * lease it would never renew nor release, so a turn running there would never end. Asks it; if it does not own
+   * the session, the stale lease goes and this node takes the session over. If it does (it loaded it since), the
+   * replica follows its new incarnation.
+   */
+  private async checkRestarted(session: Session, replica: Replica, holder: string, incarnation: string): Promise<void> {
+    const owns = await this.broker.request(holder, { kind: "owns", sessionId: session.id, body: null }, this.options.forwardTimeoutMs).catch(() => undefined);
+    if (owns === true) replica.incarnation = incarnation;
+    else if (owns === false) {
+      this.ctx.logger.info({ sessionId: session.id, node: holder }, "owner restarted without the session: taking it over");
+      await this.broker.releaseLease(session.id, holder).catch(() => undefined);
+      await this.takeOver(session).catch(() => {});
+    }
+  }
+
   private async watchOnce(): Promise<void> {
     const watched: [string, Replica, Session][] = [];
     for (const [id, replica] of this.replicas) {
@@ -382,21 +402,30 @@ export class Cluster {
       watched.push([id, replica, session]);
     }
     // A live owner renews all its leases together: only sessions of owners whose heartbeat lapsed
-    // (or left) need their own lease checked. One question per owner node, not per session.
+    // (or left), or names another incarnation (it restarted with the same id), need their own lease
+    // checked. One question per owner node, not per session.
     if (watched.length === 0) return;
     const owners = [...new Set(watched.map(([, replica]) => replica.holder))];
-    const alive = await this.broker.nodesAlive(owners).catch(() => null);
-    if (!alive) return;
-    const gone = new Set(owners.filter((_, i) => !alive[i]));
-    const suspects = watched.filter(([, replica]) => gone.has(replica.holder));
+    const incarnations = await this.broker.nodeIncarnations(owners).catch(() => null);
+    if (!incarnations) return;
+    const current = new Map(owners.map((owner, i) => [owner, incarnations[i] ?? null]));
+    const suspects = watched.filter(([, replica]) => {
+      const now = current.get(replica.holder) ?? null;
+      if (now === null) return true;
+      replica.incarnation ??= now;
+      return replica.incarnation !== now;
+    });
     // Asked together (one pipelined burst per chunk), not one round trip after another.
     for (let i = 0; i < suspects.length; i += WATCH_CHUNK) {
       const chunk = suspects.slice(i, i + WATCH_CHUNK);
       const holders = await Promise.all(chunk.map(([id]) => this.broker.leaseHolder(id).catch(() => undefined)));
-      for (const [k, [, replica, session]] of chunk.entries()) {
+      for (const [k, [id, replica, session]] of chunk.entries()) {
         const holder = holders[k];
         if (holder === null) await this.takeOver(session).catch(() => {});
-        else if (holder && holder !== replica.holder) replica.holder = holder;
+        else if (holder && holder !== replica.holder) {
+          replica.holder = holder;
+          delete replica.incarnation;
+        } else if (holder && current.get(holder)) await this.checkRestarted(session, replica, holder, current.get(holder) as string);
       }
     }
   }

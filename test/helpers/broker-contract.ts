@@ -113,12 +113,13 @@ export function brokerContract(name: string, makePair: () => Promise<BrokerPair>
     }));
 
     it("keeps a node's heartbeat alive until it lapses or is taken back", withPair(async ({ a, b }) => {
-      expect(await b.nodesAlive([a.nodeId, "n_nobody"])).toEqual([false, false]);
+      expect(await b.nodeIncarnations([a.nodeId, "n_nobody"])).toEqual([null, null]);
       await a.heartbeat(10_000);
-      expect(await b.nodesAlive([a.nodeId, "n_nobody", b.nodeId])).toEqual([true, false, false]);
+      expect(await b.nodeIncarnations([a.nodeId, "n_nobody", b.nodeId])).toEqual([a.incarnation, null, null]);
+      expect(a.incarnation).not.toBe(b.incarnation);
       await a.heartbeat(0);
-      expect(await b.nodesAlive([a.nodeId])).toEqual([false]);
-      expect(await b.nodesAlive([])).toEqual([]);
+      expect(await b.nodeIncarnations([a.nodeId])).toEqual([null]);
+      expect(await b.nodeIncarnations([])).toEqual([]);
     }));
 
     it("carries requests to a node and its replies back; an absent node times out", withPair(async ({ a, b }, sid) => {

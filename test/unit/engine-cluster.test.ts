@@ -174,7 +174,7 @@ describe("a store that restarts empty", () => {
 
 /** Counts what a node asks the broker, and wakes waiters when a count is reached. */
 class CountingBroker extends MemoryBroker {
-  readonly calls = { leaseHolder: 0, nodesAlive: 0, acquireLease: 0, renewLeases: 0 };
+  readonly calls = { leaseHolder: 0, nodeIncarnations: 0, acquireLease: 0, renewLeases: 0 };
   private waiters: { check: () => boolean; wake: () => void }[] = [];
 
   until(check: () => boolean): Promise<void> {
@@ -192,9 +192,9 @@ class CountingBroker extends MemoryBroker {
     return super.leaseHolder(sessionId);
   }
 
-  override async nodesAlive(nodeIds: readonly string[]) {
-    this.counted("nodesAlive");
-    return super.nodesAlive(nodeIds);
+  override async nodeIncarnations(nodeIds: readonly string[]) {
+    this.counted("nodeIncarnations");
+    return super.nodeIncarnations(nodeIds);
   }
 
   override async acquireLease(sessionId: string, ttlMs: number) {
@@ -257,8 +257,8 @@ describe("following many sessions", () => {
     }
     // Three watch passes while A lives: one liveness question each, no lease read per session.
     const asked = follower.calls.leaseHolder;
-    const passes = follower.calls.nodesAlive;
-    await follower.until(() => follower.calls.nodesAlive >= passes + 3);
+    const passes = follower.calls.nodeIncarnations;
+    await follower.until(() => follower.calls.nodeIncarnations >= passes + 3);
     expect(follower.calls.leaseHolder).toBe(asked);
     // A dies: no more heartbeats or renewals. Its leases lapse with its heartbeat, and B takes every session.
     a.close();
