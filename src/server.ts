@@ -12,7 +12,7 @@ import { type Agent, Engine, KeyedRateLimiter, type Logger, ToolRegistry } from 
 import { ClientAddress, trustedProxies } from "./transports/client-address.js";
 import { corsPolicy } from "./transports/cors.js";
 import { registerHttpRoutes, registerNotFound } from "./transports/http-routes.js";
-import { metricsText } from "./transports/metrics.js";
+import { ServerMetrics, type UpstreamHooks } from "./transports/metrics.js";
 import { registerUpgradeRequired, strictApp } from "./transports/http-strict.js";
 import { registerSseRoutes } from "./transports/sse-http.js";
 import { type ConnectionStats, registerWebSocketRoute } from "./transports/uws-websocket.js";
@@ -47,9 +47,14 @@ export interface RunningServer {
   close(options?: { graceMs?: number; signal?: AbortSignal }): Promise<void>;
 }
 
-export function createAgent(config: Config, logger?: Logger): Agent {
+export function createAgent(config: Config, logger?: Logger, hooks?: UpstreamHooks): Agent {
   const upstream = {
-    onRetry: (info: RetryInfo) => logger?.warn({ attempt: info.attempt, delayMs: info.delayMs, code: info.error.code, reason: info.error.message }, "upstream request retried"),
+    onRetry: (info: RetryInfo) => {
+      hooks?.onRetry(info);
+      logger?.warn({ attempt: info.attempt, delayMs: info.delayMs, code: info.error.code, reason: info.error.message }, "upstream request retried");
+    },
+    onAttempt: hooks?.onAttempt,
+    onFailure: hooks?.onFailure,
     timeouts: {
       connectMs: config.AGENTWIRE_UPSTREAM_CONNECT_TIMEOUT_MS,
       firstByteMs: config.AGENTWIRE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
@@ -82,10 +87,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger.error({ nativeUws }, NATIVE_UWS_WARNING);
     if (config.AGENTWIRE_REQUIRE_NATIVE_UWS) throw new Error(NATIVE_UWS_WARNING);
   }
-  const agent = options.agent ?? createAgent(config, logger);
+  // One registry per server (tests run several in one process). Made first: the agent reports its upstream attempts to it.
+  const serverMetrics = new ServerMetrics({ provider: options.agent?.name ?? config.AGENTWIRE_AGENT });
+  const agent = options.agent ?? createAgent(config, logger, serverMetrics.upstream);
   const isDemo = agent instanceof DemoAgent;
   // Before anything listens or connects: a spending agent without credentials must not start (exit 2).
   const allowedModels = modelPolicy(config, isDemo);
+  const defaultModel = config.AGENTWIRE_MODEL ?? (allowedModels === "any" ? undefined : allowedModels[0]);
+  serverMetrics.useModels(allowedModels, defaultModel);
   const auth = createAuth(config, isDemo ? "demo" : config.AGENTWIRE_AGENT === "demo" ? agent.name : config.AGENTWIRE_AGENT, logger, allowedModels);
   const allowedOrigins = (config.AGENTWIRE_ALLOWED_ORIGINS || config.AGENTWIRE_CORS_ORIGINS).split(",").map((o) => o.trim()).filter(Boolean);
   if (allowedOrigins.includes("*") && !isDemo) {
@@ -109,7 +118,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     cluster: { leaseTtlMs: config.AGENTWIRE_LEASE_TTL_MS, forwardTimeoutMs: config.AGENTWIRE_FORWARD_TIMEOUT_MS, batchMs: config.AGENTWIRE_REDIS_BATCH_MS },
     agent,
     tools,
-    defaultModel: config.AGENTWIRE_MODEL ?? (allowedModels === "any" ? undefined : allowedModels[0]),
+    defaultModel,
     heartbeatMs: Math.floor((config.AGENTWIRE_WS_IDLE_TIMEOUT_S * 1000) / 2),
     logger,
     limits: {
@@ -145,6 +154,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     quotas,
     memory: { maxRssBytes: config.AGENTWIRE_MAX_MEMORY_BYTES || defaultMemoryBudget() },
+    telemetry: serverMetrics.telemetry,
   });
 
   const app = strictApp(uws.App(), { fdHeadroom: config.AGENTWIRE_FD_HEADROOM, logger });
@@ -154,7 +164,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const clientAddress = new ClientAddress(proxies.length > 0 ? trustedProxies(proxies) : null);
   const cors = corsPolicy(allowedOrigins);
   const isReady = () => !engine.draining && (broker?.isReady() ?? true);
-  const metrics = () => metricsText({ engine, stats, broker, nativeUws });
+  serverMetrics.observe({ engine, stats, broker, nativeUws });
   const separateMetrics = config.AGENTWIRE_METRICS_PORT !== undefined;
   // Open on the public port only while nothing else is protected: an operator who requires credentials
   // gets /metrics behind its token or on its own listener.
@@ -164,7 +174,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     cors,
     logger,
     isReady,
-    metrics: publicMetrics ? metrics : null,
+    metrics: publicMetrics ? serverMetrics : null,
     metricsToken: config.AGENTWIRE_METRICS_TOKEN,
     demoPage: config.AGENTWIRE_DEMO_PAGE ?? isDemo,
     authenticator: auth.authenticator,
@@ -210,7 +220,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     listenSocket = await listenExclusive(app, config.HOST, config.PORT);
     if (separateMetrics) {
       const metricsApp = strictApp(uws.App(), { fdHeadroom: 0, logger });
-      registerMetrics(metricsApp, metrics, config.AGENTWIRE_METRICS_TOKEN);
+      registerMetrics(metricsApp, serverMetrics, config.AGENTWIRE_METRICS_TOKEN);
       registerNotFound(metricsApp);
       metricsSocket = await listenExclusive(metricsApp, config.AGENTWIRE_METRICS_HOST, config.AGENTWIRE_METRICS_PORT ?? 0).catch((err: unknown) => {
         uws.us_listen_socket_close(listenSocket);

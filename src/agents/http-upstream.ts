@@ -45,6 +45,10 @@ export interface HttpUpstreamOptions {
   /** @default globalThis.fetch */
   fetch?: typeof fetch;
   onRetry?: (info: RetryInfo) => void;
+  /** Called as each attempt starts (the first included): metrics. */
+  onAttempt?: (attempt: number) => void;
+  /** Called for every attempt that failed with an upstream error, retried or not (not for the turn's own cancel): metrics. */
+  onFailure?: (error: AgentError) => void;
   /** Source of randomness for jitter, in [0, 1). @default Math.random */
   random?: () => number;
   /** Longest SSE line or event accepted from the upstream (characters); a longer one fails the step. @default 1048576 */
@@ -67,6 +71,8 @@ export class HttpUpstream {
   private readonly apiKey: string;
   private readonly fetchFn: typeof fetch;
   private readonly onRetry: ((info: RetryInfo) => void) | undefined;
+  private readonly onAttempt: ((attempt: number) => void) | undefined;
+  private readonly onFailure: ((error: AgentError) => void) | undefined;
   private readonly random: () => number;
   private readonly maxEventChars: number | undefined;
 
@@ -78,6 +84,8 @@ export class HttpUpstream {
     this.apiKey = options.apiKey;
     this.fetchFn = options.fetch ?? globalThis.fetch;
     this.onRetry = options.onRetry;
+    this.onAttempt = options.onAttempt;
+    this.onFailure = options.onFailure;
     this.random = options.random ?? Math.random;
   }
 
@@ -95,6 +103,7 @@ export class HttpUpstream {
     const tracked = trackOutput(sink);
     for (let attempt = 1; ; attempt++) {
       const call = new Attempt(signal, this.timeouts, this.maxEventChars);
+      this.onAttempt?.(attempt);
       try {
         const response = await call.open(this.fetchFn, request);
         if (!response.ok) {
@@ -111,9 +120,11 @@ export class HttpUpstream {
       } catch (err) {
         const error = this.classify(call.failure(err));
         if (!(error instanceof AgentError)) throw error; // the turn's abort reason, or a bug: as is
+        this.onFailure?.(error);
         const delayMs = this.retryDelay(error, attempt, tracked.produced());
         if (delayMs === undefined) throw this.finalError(error, attempt);
         this.onRetry?.({ attempt, delayMs, error });
+        sink.retried?.(attempt, error.code);
         await sleep(delayMs, signal);
       } finally {
         call.dispose();
@@ -171,6 +182,7 @@ function trackOutput(sink: StepSink): { sink: StepSink; produced: () => boolean 
         sink.toolCallDelta(callId, argsDelta);
       },
       usage: (input, output) => sink.usage(input, output),
+      retried: (attempt, code) => sink.retried?.(attempt, code),
     },
   };
 }

@@ -39,6 +39,8 @@ export interface StepSink {
   toolCallDelta(callId: string, argsDelta: string): void;
   /** The step's token counts so far (cumulative for this step, not deltas). */
   usage(inputTokens: number, outputTokens: number): void;
+  /** The agent retries its upstream request (before its backoff wait): counted in the turn's log line. Optional. */
+  retried?(attempt: number, code: string): void;
 }
 
 export type StepFinish =

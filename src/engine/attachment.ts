@@ -13,6 +13,7 @@ import { Outbox, type OutboxLimits } from "./outbox.js";
 import { ByteBudget } from "./rate.js";
 import type { AttachedSession, SubmitError, SubmitOutcome } from "./session-types.js";
 import type { Sink } from "./sink.js";
+import { type EngineTelemetry, NO_TELEMETRY } from "./telemetry.js";
 
 /** Log entries written per replay batch; replay reads the log in place, so it costs no copy per client. */
 const REPLAY_BATCH = 256;
@@ -23,6 +24,8 @@ export interface AttachmentOptions {
   heartbeatMs: number;
   /** Bytes of log a connection may have replayed in a burst, refilled at a tenth of it per second. */
   replayBytes: number;
+  /** Counts client messages, errors answered and resumes. @default none */
+  telemetry?: EngineTelemetry;
 }
 
 export class Attachment {
@@ -32,6 +35,7 @@ export class Attachment {
   private cursor: number | null = null;
   /** Made with the first `resume` frame: replays asked for on an open link are rare. */
   private replayBudget: ByteBudget | null = null;
+  private readonly telemetry: EngineTelemetry;
 
   constructor(
     readonly session: AttachedSession<Attachment>,
@@ -39,6 +43,7 @@ export class Attachment {
     private readonly options: AttachmentOptions,
   ) {
     this.outbox = new Outbox(sink, options.outbox);
+    this.telemetry = options.telemetry ?? NO_TELEMETRY;
   }
 
   /** Sends the welcome, replays after `afterSeq` (when given), and joins the live stream. */
@@ -55,6 +60,7 @@ export class Attachment {
 
   /** Handles one parsed client message. */
   receive(message: ClientMessage): void {
+    this.telemetry.clientMessage(message.type);
     if (message.type === "resume") {
       this.resume(message.afterSeq, message.id);
       return;
@@ -98,11 +104,13 @@ export class Attachment {
   /** Reports a frame the transport could not parse; the connection stays. */
   rejectFrame(failure: ParseFailure): void {
     const event: ErrorEvent = { type: "error", code: failure.code, message: failure.message, retryable: false, field: failure.field, id: failure.id };
+    this.telemetry.clientError(failure.code);
     this.send(event);
   }
 
   sendError(error: SubmitError, id: string | undefined): void {
     const { code, message, retryable, retryAfterMs, field, limit } = error;
+    this.telemetry.clientError(code);
     this.send({ type: "error", code, message, retryable, retryAfterMs, field, limit, id });
   }
 
@@ -151,14 +159,14 @@ export class Attachment {
   private resume(afterSeq: number, id: string | undefined): void {
     const waitMs = this.session.takeMessage();
     if (waitMs > 0) {
-      this.send({ type: "error", code: ErrorCode.RateLimited, message: "too many messages for this session", retryable: true, retryAfterMs: waitMs, id });
+      this.sendError({ code: ErrorCode.RateLimited, message: "too many messages for this session", retryable: true, retryAfterMs: waitMs }, id);
       return;
     }
     const { replayBytes } = this.options;
     this.replayBudget ??= new ByteBudget(replayBytes, replayBytes / 10, this.session.now);
     const replayWait = this.replayBudget.take(this.session.log.bytesAfter(afterSeq));
     if (replayWait > 0) {
-      this.send({ type: "error", code: ErrorCode.RateLimited, message: "this link replayed too much of the log: resume later", retryable: true, retryAfterMs: replayWait, field: "afterSeq", id });
+      this.sendError({ code: ErrorCode.RateLimited, message: "this link replayed too much of the log: resume later", retryable: true, retryAfterMs: replayWait, field: "afterSeq" }, id);
       return;
     }
     // Frames queued for the old position would arrive twice: start over from the client's position.
@@ -180,6 +188,7 @@ export class Attachment {
       heartbeatMs: this.options.heartbeatMs,
     };
     this.send(welcome);
+    if (afterSeq !== undefined) this.telemetry.resumed(replay.recovered);
     if (afterSeq === undefined || !replay.recovered) {
       this.cursor = null;
       return;
@@ -204,6 +213,7 @@ export class Attachment {
         return;
       }
       this.outbox.writeBatch(batch.entries.map((e) => e.frame));
+      this.telemetry.replayed(batch.entries.length);
       this.cursor = (batch.entries[batch.entries.length - 1] as LogEntry).seq;
     }
     // Stopped with more to replay: the socket is full, and a reader that never drains it must not hold the link forever.

@@ -63,6 +63,7 @@ export class Cluster {
       limits: { maxEvents: ctx.limits.logMaxEvents, ttlMs: ctx.limits.sessionIdleMs + 3_600_000 },
       metaTtlMs: ctx.limits.sessionIdleMs + 3_600_000,
       logger: ctx.logger,
+      telemetry: ctx.telemetry,
       onNotOwner: (s) => void this.reclaim(s),
     };
     broker.onRequest((request) => this.serve(request));
@@ -217,6 +218,7 @@ export class Cluster {
     const stored = session.log.lastSeq;
     this.own(session, stored);
     session.promote(state);
+    this.ctx.telemetry.takeover();
     this.ctx.logger.info({ sessionId: session.id, node: this.nodeId }, "session taken over");
   }
 
@@ -293,9 +295,11 @@ export class Cluster {
     // come straight back through this forward. The client retries shortly (its message id makes that safe).
     if (!replica) return unavailable(new Error("the session is between owners"));
     try {
+      this.ctx.telemetry.forwarded();
       const reply = (await this.broker.request(replica.holder, { kind: "submit", sessionId: session.id, body: message }, this.options.forwardTimeoutMs)) as SubmitOutcome | { notOwner: true };
       if (!("notOwner" in reply)) return reply;
     } catch (err) {
+      if (err instanceof BrokerTimeout) this.ctx.telemetry.forwardTimeout();
       if (!(err instanceof BrokerTimeout) || attempt > 0) return unavailable(err as Error);
     }
     if (attempt > 0) return unavailable(new Error("owner moved twice"));
@@ -419,7 +423,7 @@ export class Cluster {
     for (let i = 0; i < suspects.length; i += WATCH_CHUNK) {
       const chunk = suspects.slice(i, i + WATCH_CHUNK);
       const holders = await Promise.all(chunk.map(([id]) => this.broker.leaseHolder(id).catch(() => undefined)));
-      for (const [k, [id, replica, session]] of chunk.entries()) {
+      for (const [k, [, replica, session]] of chunk.entries()) {
         const holder = holders[k];
         if (holder === null) await this.takeOver(session).catch(() => {});
         else if (holder && holder !== replica.holder) {

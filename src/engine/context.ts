@@ -4,6 +4,7 @@ import type { Logger } from "../logger.js";
 import type { ToolRegistry } from "./tools.js";
 import type { QuotaStore } from "./quota.js";
 import type { TurnQueue } from "./turn-queue.js";
+import type { EngineTelemetry } from "./telemetry.js";
 
 /** What the operator fixes for every session, whatever its clients configure. */
 export interface OperatorPolicy {
@@ -126,4 +127,6 @@ export interface EngineContext {
   memory: { readonly overloaded: boolean };
   /** Set when the server shuts down: no new turn starts, running ones may finish. */
   draining(): { retryAfterMs: number } | null;
+  /** Where counts and timings go (metrics); no-ops unless the embedder gives hooks. */
+  telemetry: EngineTelemetry;
 }

@@ -17,6 +17,7 @@ import { Session, type SessionSnapshot, type SubmitOutcome } from "./session.js"
 import type { TurnRecord } from "./turn.js";
 import type { Sink } from "./sink.js";
 import { ToolRegistry } from "./tools.js";
+import { type EngineTelemetry, type Telemetry, completeTelemetry } from "./telemetry.js";
 
 export interface EngineOptions {
   agent: Agent;
@@ -41,6 +42,8 @@ export interface EngineOptions {
   quotas?: QuotaStore;
   /** Models, system prompt and client prompts as the operator allows them. @default any model, no operator prompt */
   policy?: OperatorPolicy;
+  /** Hooks for metrics: counts and timings of sessions, links, turns and the cluster. @default none */
+  telemetry?: Telemetry;
 }
 
 /** A session made, or why not: a code the transports map through `ERRORS`. */
@@ -68,6 +71,8 @@ export class Engine {
   /** Lagging links, watched for stalls by one timer. */
   readonly lagWatch: LagWatch;
   private readonly attachmentOptions: AttachmentOptions;
+  /** The hooks every layer reports to (transports too: links opened and closed, frames refused). */
+  readonly telemetry: EngineTelemetry;
 
   constructor(options: EngineOptions) {
     const limits = { ...defaultLimits, ...options.limits };
@@ -81,6 +86,7 @@ export class Engine {
       now,
     });
     this.quotas = options.quotas ?? new LocalQuotaStore();
+    this.telemetry = completeTelemetry(options.telemetry);
     this.ctx = {
       agent: options.agent,
       logLimits: { maxEvents: limits.logMaxEvents, maxAgeMs: limits.logMaxAgeMs, maxBytes: limits.logMaxBytes },
@@ -96,10 +102,16 @@ export class Engine {
       policy: options.policy ?? OPEN_POLICY,
       draining: () => this.drainingState,
       memory: this.memory,
+      telemetry: this.telemetry,
     };
     this.lagWatch = new LagWatch(limits.slowReaderTimeoutMs, this.ctx.now);
     // Two full logs at once, then a tenth of one per second: resumes on an open link are rare.
-    this.attachmentOptions = { outbox: { ...this.ctx.outboxLimits, watch: this.lagWatch }, heartbeatMs: this.ctx.heartbeatMs, replayBytes: 2 * limits.logMaxBytes };
+    this.attachmentOptions = {
+      outbox: { ...this.ctx.outboxLimits, watch: this.lagWatch, telemetry: this.telemetry },
+      heartbeatMs: this.ctx.heartbeatMs,
+      replayBytes: 2 * limits.logMaxBytes,
+      telemetry: this.telemetry,
+    };
     this.broker = options.broker ?? null;
     this.nodeId = this.broker?.nodeId ?? options.nodeId ?? `n_${this.ids.next(8)}`;
     this.cluster = this.broker
@@ -124,6 +136,13 @@ export class Engine {
 
   get queuedTurns(): number {
     return this.queue.queued;
+  }
+
+  /** Budget characters held by every session log here (see EventLog.bytes); walks the sessions, so read it at scrape time only. */
+  get logBytes(): number {
+    let bytes = 0;
+    for (const session of this.sessions.values()) bytes += session.log.bytes;
+    return bytes;
   }
 
   /** Set once a graceful shutdown began: how long clients should wait before they retry. */
@@ -177,7 +196,10 @@ export class Engine {
         this.ctx.logger.warn({ err: (err as Error).message }, "quota store unavailable");
         return { ok: false, error: { code: ErrorCode.OwnerUnavailable, message: "the quota store cannot be reached: retry", retryable: true, retryAfterMs: 1000 } };
       }
-      if (!answer.ok) return { ok: false, error: quotaError(answer) };
+      if (!answer.ok) {
+        this.telemetry.quotaRefused(answer.limit);
+        return { ok: false, error: quotaError(answer) };
+      }
     }
     const sessionId = `s_${this.ids.next(12)}`;
     const token = this.ids.next(24);
@@ -185,6 +207,7 @@ export class Engine {
     if (limited) session.countAsCreated();
     this.sessions.set(sessionId, session);
     if (this.cluster) await this.adopt(this.cluster, session);
+    this.telemetry.sessionCreated();
     this.ctx.logger.info({ sessionId, identity: principal.identity }, "session created");
     return { ok: true, sessionId, token };
   }
@@ -197,7 +220,14 @@ export class Engine {
     const quotas = session.quotas;
     if (!quotas) return GRANTED;
     const { identity, limits } = session.principal;
-    return quotas.admit(identity, { hold: { kind: "connections", limit: limits.connections } }, this.ctx.now());
+    const answer = quotas.admit(identity, { hold: { kind: "connections", limit: limits.connections } }, this.ctx.now());
+    return answer instanceof Promise ? answer.then((a) => this.counted(a)) : this.counted(answer);
+  }
+
+  /** A refusal counted in the quota metrics; the answer as it was. */
+  private counted(answer: QuotaAnswer): QuotaAnswer {
+    if (!answer.ok) this.telemetry.quotaRefused(answer.limit);
+    return answer;
   }
 
   releaseConnection(session: Session): void {
@@ -263,7 +293,15 @@ export class Engine {
 
   /** Applies a client message that arrived without a stream (HTTP POST). */
   submit(session: Session, message: Parameters<Session["submit"]>[0], onTurn?: (turnId: string) => void): SubmitOutcome | Promise<SubmitOutcome> {
-    return session.submit(message, onTurn);
+    this.telemetry.clientMessage(message.type);
+    const outcome = session.submit(message, onTurn);
+    if (!(outcome instanceof Promise)) return this.answered(outcome);
+    return outcome.then((o) => this.answered(o));
+  }
+
+  private answered(outcome: SubmitOutcome): SubmitOutcome {
+    if (!outcome.ok) this.telemetry.clientError(outcome.error.code);
+    return outcome;
   }
 
   /** Deletes a session everywhere: its owner ends it, stored data goes, attached clients get 4410. */
@@ -283,6 +321,7 @@ export class Engine {
     this.sessions.delete(sessionId);
     session.end(CloseCode.SessionEnded, "session_ended");
     this.cluster?.forget(session, deleteStored);
+    this.telemetry.sessionEnded("deleted");
     this.ctx.logger.info({ sessionId }, "session deleted");
   }
 
@@ -311,7 +350,10 @@ export class Engine {
     this.queue.close();
     this.lagWatch.close();
     this.cluster?.close();
-    for (const session of this.sessions.values()) session.end(CloseCode.GoingAway, "server_closing");
+    for (const session of this.sessions.values()) {
+      session.end(CloseCode.GoingAway, "server_closing");
+      this.telemetry.sessionEnded("shutdown");
+    }
     this.sessions.clear();
   }
 
@@ -324,6 +366,7 @@ export class Engine {
       this.sessions.delete(id);
       session.end(CloseCode.SessionEnded, "session_expired");
       this.cluster?.forget(session, true);
+      this.telemetry.sessionEnded("expired");
       expired++;
     }
     if (expired > 0) this.ctx.logger.info({ expired }, "idle sessions expired");

@@ -12,6 +12,7 @@ export * from "./quota.js";
 export * from "./rate.js";
 export * from "./session.js";
 export * from "./sink.js";
+export * from "./telemetry.js";
 export * from "./tools.js";
 export * from "./turn.js";
 export * from "./turn-queue.js";

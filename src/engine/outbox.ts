@@ -3,6 +3,7 @@
 import { CloseCode, type LoggedEvent, type ProgressEvent, type TokenEvent } from "@agentwire/protocol";
 import type { Sink } from "./sink.js";
 import { frozenEmpty } from "./empty.js";
+import type { EngineTelemetry } from "./telemetry.js";
 
 export interface OutboxLimits {
   /** Above this many buffered bytes the client counts as lagging and frames queue here. */
@@ -11,6 +12,8 @@ export interface OutboxLimits {
   hardBytes: number;
   /** Where a lagging outbox is watched for stalls (shared, like the limits); absent: only the hard cap closes it. */
   watch?: LagWatch;
+  /** Counts merges, slow-consumer closes and how much lag episodes held (never a write that keeps up). @default none */
+  telemetry?: EngineTelemetry;
 }
 
 /**
@@ -99,7 +102,7 @@ export class Outbox {
    * Set while watched as lagging: when the socket last took something (or lagging began) and what it
    * buffered at the last look. An object made only then, so a link that keeps up carries one field.
    */
-  private lag: { since: number; buffered: number } | null = null;
+  private lag: { since: number; buffered: number; peak: number } | null = null;
 
   constructor(
     private readonly sink: Sink,
@@ -126,12 +129,14 @@ export class Outbox {
   watchLag(): void {
     const watch = this.limits.watch;
     if (this.lag || !watch || this.closed) return;
-    this.lag = { since: watch.now(), buffered: this.sink.bufferedAmount() };
+    const buffered = this.sink.bufferedAmount();
+    this.lag = { since: watch.now(), buffered, peak: this.queuedBytes + buffered };
     watch.add(this);
   }
 
   private unwatch(): void {
     if (!this.lag) return;
+    this.limits.telemetry?.lagEnded(this.lag.peak);
     this.lag = null;
     this.limits.watch?.remove(this);
   }
@@ -177,6 +182,7 @@ export class Outbox {
     const buffered = this.sink.bufferedAmount();
     const held = this.queuedBytes + buffered;
     if (held > this.peakBytes) this.peakBytes = held;
+    if (this.lag && held > this.lag.peak) this.lag.peak = held;
     if (held > this.limits.hardBytes) this.overflow();
     else if (buffered < this.limits.softBytes) this.flush();
   }
@@ -238,6 +244,7 @@ export class Outbox {
     tail.bytes += event.text.length;
     this.queuedBytes += event.text.length;
     this.merged++;
+    this.limits.telemetry?.merged();
     return true;
   }
 
@@ -248,6 +255,7 @@ export class Outbox {
     const [removed] = this.queue.splice(index, 1);
     this.queuedBytes -= (removed as Queued).bytes;
     this.merged++;
+    this.limits.telemetry?.merged();
     // The removal may leave two token frames of one turn side by side: merge them too.
     const before = this.queue[index - 1];
     const after = this.queue[index];
@@ -260,10 +268,12 @@ export class Outbox {
       before.bytes += after.bytes;
       this.queue.splice(index, 1);
       this.merged++;
+      this.limits.telemetry?.merged();
     }
   }
 
   private overflow(): void {
+    if (!this.closed) this.limits.telemetry?.slowConsumerClosed();
     this.close();
     this.sink.close(CloseCode.SlowConsumer, "slow_consumer");
   }

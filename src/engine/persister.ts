@@ -5,6 +5,7 @@ import type { Broker, LogLimits, StoredEvent } from "../broker/broker.js";
 import type { LogEntry } from "./event-log.js";
 import type { Logger } from "../logger.js";
 import type { OwnerHooks, Session } from "./session.js";
+import type { EngineTelemetry } from "./telemetry.js";
 
 export interface PersisterOptions {
   /** How long a token delta may wait to share a round trip with later ones (ms). */
@@ -13,6 +14,8 @@ export interface PersisterOptions {
   /** Time to live of the stored session record (ms). */
   metaTtlMs: number;
   logger: Logger;
+  /** Times each append. @default none */
+  telemetry?: EngineTelemetry;
   /** The broker says another node holds the lease. */
   onNotOwner(session: Session): void;
 }
@@ -163,8 +166,10 @@ export class LogPersister implements OwnerHooks {
     const events: readonly StoredEvent[] = batch.entries;
     const last = (events[events.length - 1] as StoredEvent).seq;
     this.inflight = true;
+    const started = performance.now();
     this.broker.append(this.session.id, events, this.options.limits, this.force).then(
       (result) => {
+        this.options.telemetry?.brokerAppend(performance.now() - started, true);
         this.inflight = false;
         this.failures = 0;
         if (result.ok) {
@@ -184,6 +189,7 @@ export class LogPersister implements OwnerHooks {
         }
       },
       (err: Error) => {
+        this.options.telemetry?.brokerAppend(performance.now() - started, false);
         this.inflight = false;
         const retryMs = backoffMs(++this.failures, 100, 5000);
         this.options.logger.debug({ sessionId: this.session.id, err: err.message, retryMs }, "log append failed; retrying");

@@ -21,6 +21,7 @@ import type { QueuedTurn } from "./turn-queue.js";
 import { trimHistory } from "./history.js";
 import { type AttachedSession, type OwnerHooks, type OwnerLink, type SessionSnapshot, type SessionState, type SubmitOutcome, refuse } from "./session-types.js";
 import { Turn, type TurnRecord } from "./turn.js";
+import type { TurnReport } from "./telemetry.js";
 
 export type { OwnerHooks, OwnerLink, SessionSnapshot, SessionState, SubmitError, SubmitOutcome } from "./session-types.js";
 
@@ -194,6 +195,9 @@ export class Session implements AttachedSession<Attachment> {
       this.emit({ type: "error", turn: orphan, code: ErrorCode.OwnerLost, message, retryable: true });
       this.emit({ type: "usage", turn: orphan, inputTokens: 0, outputTokens: 0, partial: true });
       this.emit({ type: "turn_end", turn: orphan, status: "failed", reason: ErrorCode.OwnerLost });
+      // Counted as a turn that ended here, with its own hook: how it ran on the lost owner is unknown (no timings, no usage).
+      this.ctx.telemetry.ownerLostTurn();
+      this.ctx.logger.info({ sessionId: this.id, turn: orphan, identity: this.principal.identity, status: "failed", reason: ErrorCode.OwnerLost, model: this.effectiveModel }, "turn ended");
     }
   }
 
@@ -309,6 +313,7 @@ export class Session implements AttachedSession<Attachment> {
     }
     // An input that interrupts a queued turn takes its place: the queue has room for it.
     if (!this.ctx.queue.canAccept() && this.activeTurn?.record.status !== "queued") {
+      this.ctx.telemetry.queueFull();
       return refuse(ErrorCode.QueueFull, "the server's admission queue is full", { retryable: true, retryAfterMs: this.ctx.queue.retryAfterMs() });
     }
     // A turn that interrupts another takes over its place in the `turns` quota; any other needs one of its own.
@@ -323,7 +328,10 @@ export class Session implements AttachedSession<Attachment> {
     };
     const answer = this.quotas ? this.quotas.admit(identity, request, this.ctx.now()) : GRANTED;
     const admitted = (a: QuotaAnswer): SubmitOutcome => {
-      if (!a.ok) return { ok: false, error: quotaError(a) };
+      if (!a.ok) {
+        this.ctx.telemetry.quotaRefused(a.limit);
+        return { ok: false, error: quotaError(a) };
+      }
       if (this.ended || (this.activeTurn && !interrupting)) {
         if (!interrupting) this.quotas?.release(identity, "turns");
         return this.ended ? refuse(ErrorCode.SessionNotFound, "the session has ended") : refuse(ErrorCode.TurnActive, "another turn started first", { retryable: true, field: "interrupt" });
@@ -421,6 +429,7 @@ export class Session implements AttachedSession<Attachment> {
       emit: (event) => this.emit(event),
       emitToken: (turn, text) => this.emitToken(turn, text),
       onEnd: (ended) => this.onTurnEnd(ended, entry),
+      cancelSettled: this.ctx.telemetry.cancelSettled,
       log: (level, obj, msg) => this.ctx.logger[level]({ sessionId: this.id, ...obj }, msg),
     });
     let ran = false;
@@ -429,6 +438,7 @@ export class Session implements AttachedSession<Attachment> {
       start: () => {
         ran = true;
         void turn.run();
+        if (turn.runStartedAt > 0) this.ctx.telemetry.turnStarted(turn.runStartedAt - turn.record.startedAt);
       },
       moved: (position, etaMs) => turn.queued(position, etaMs),
       expire: (why) => {
@@ -473,6 +483,13 @@ export class Session implements AttachedSession<Attachment> {
     trimHistory(this.history, this.ctx.limits);
     if (this.turns) trimTurnRecords(this.turns, this.ctx.limits.maxTurnsKept, this.ctx.limits.maxHistoryChars);
     this.hooks?.changed();
+    this.reportTurn(turn.id, turn.report());
+  }
+
+  /** One ended turn to the metrics, and one log line: counts and timings, never its input or output text. */
+  private reportTurn(turnId: string, report: TurnReport): void {
+    this.ctx.telemetry.turnEnded(report);
+    this.ctx.logger.info({ sessionId: this.id, turn: turnId, identity: this.principal.identity, ...report }, "turn ended");
   }
 
   turn(turnId: string): TurnRecord | undefined {

@@ -3,6 +3,7 @@ import { ErrorCode, type LoggedEventInput, type ToolDeclaration, type TurnStatus
 import { type Agent, AgentError, type HistoryMessage, type StepResult, type StepSink, type ToolCall } from "./agent.js";
 import { TextArena } from "./text-arena.js";
 import type { ToolRegistry } from "./tools.js";
+import type { TurnReport } from "./telemetry.js";
 
 export interface TurnRecord {
   id: string;
@@ -43,6 +44,8 @@ export interface TurnDeps {
   emit(event: LoggedEventInput): void;
   emitToken(turn: string, text: string): void;
   onEnd(turn: Turn): void;
+  /** A cancel reached a running agent step: the ms from the cancel until that step settled. */
+  cancelSettled?: (ms: number) => void;
   log?: (level: "warn" | "error", obj: object, msg: string) => void;
 }
 
@@ -67,6 +70,16 @@ export class Turn {
   private deadline: NodeJS.Timeout | null = null;
   /** When the agent started (0: never ran, e.g. cancelled while queued). */
   runStartedAt = 0;
+  /** When the first text delta came (0: none yet). */
+  private firstTextAt = 0;
+  private steps = 0;
+  private toolCalls = 0;
+  /** Upstream retries the agent reported through its sink. */
+  private retries = 0;
+  /** Whether an agent step is in flight (a cancel then times how long the step takes to stop). */
+  private stepping = false;
+  /** performance.now() of a cancel that found a step in flight; 0 otherwise. */
+  private cancelledAt = 0;
 
   constructor(
     readonly id: string,
@@ -124,7 +137,7 @@ export class Turn {
     this.deadline.unref();
     try {
       for (let step = 0; step < this.deps.maxSteps; step++) {
-        const result = await this.runStep(step);
+        const result = await this.awaitStep(step);
         if (this.ended) return;
         this.commitStep(result.toolCalls);
         if (result.finish !== "tool_calls" || result.toolCalls.length === 0) {
@@ -145,6 +158,7 @@ export class Turn {
   /** Cancels the turn now: turn_end goes out at once, the agent's signal aborts. Idempotent. */
   cancel(reason: "cancelled" | "interrupted" | "session_ended" = "cancelled"): boolean {
     if (this.ended) return false;
+    if (this.stepping) this.cancelledAt = performance.now();
     if (this.stepText) this.deps.history.push({ role: "assistant", text: this.stepText });
     this.finish("cancelled", reason);
     return true;
@@ -169,6 +183,41 @@ export class Turn {
     return this.deps.clientTools.some((t) => t.name === name) ? "client" : "server";
   }
 
+  /** The ended turn's counts and timings (no text). */
+  report(): TurnReport {
+    const { record } = this;
+    const endedAt = record.endedAt ?? Date.now();
+    const ran = this.runStartedAt > 0;
+    return {
+      status: record.status as TurnReport["status"],
+      reason: record.reason ?? "",
+      model: this.deps.model,
+      inputTokens: record.inputTokens,
+      outputTokens: record.outputTokens,
+      durationMs: endedAt - record.startedAt,
+      queuedMs: (ran ? this.runStartedAt : endedAt) - record.startedAt,
+      ttftMs: ran && this.firstTextAt > 0 ? this.firstTextAt - this.runStartedAt : null,
+      steps: this.steps,
+      toolCalls: this.toolCalls,
+      retries: this.retries,
+    };
+  }
+
+  /** One agent step; a cancel that lands meanwhile learns how long the step took to stop. */
+  private async awaitStep(step: number): Promise<StepResult> {
+    this.steps++;
+    this.stepping = true;
+    try {
+      return await this.runStep(step);
+    } finally {
+      this.stepping = false;
+      if (this.cancelledAt > 0) {
+        this.deps.cancelSettled?.(performance.now() - this.cancelledAt);
+        this.cancelledAt = 0;
+      }
+    }
+  }
+
   private runStep(step: number): Promise<StepResult> {
     this.stepIn = 0;
     this.stepOut = 0;
@@ -178,6 +227,8 @@ export class Turn {
     const sink: StepSink = {
       text: (delta) => {
         if (this.ended || delta.length === 0) return;
+        // One compare per delta, the clock only once a turn: the time to first token.
+        if (this.firstTextAt === 0) this.firstTextAt = Date.now();
         if (delta.length <= MAX_DELTA_CHARS && this.texts.end + delta.length <= this.deps.maxOutputChars) {
           this.texts.add(delta);
           this.deps.emitToken(this.id, delta);
@@ -210,6 +261,9 @@ export class Turn {
         if (this.ended) return;
         this.stepIn = inputTokens;
         this.stepOut = outputTokens;
+      },
+      retried: () => {
+        if (!this.ended) this.retries++;
       },
     };
     const request = {
@@ -253,6 +307,7 @@ export class Turn {
   }
 
   private async runTools(calls: ToolCall[]): Promise<void> {
+    this.toolCalls += calls.length;
     for (const call of calls) {
       this.deps.emit({ type: "tool", turn: this.id, callId: call.id, phase: "ready", name: call.name, executor: this.executorOf(call.name), args: call.args });
     }

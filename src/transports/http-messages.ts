@@ -55,11 +55,14 @@ export async function postMessage(res: HttpResponse, req: HttpRequest, engine: E
   const session = await authorizeRequest(engine, sessionId, info, cors, res, state, headers);
   if (!session) return;
   if (!JSON_TYPE.test(info.headers["content-type"] ?? "")) {
+    engine.telemetry.clientError(ErrorCode.UnsupportedMediaType);
     sendError(res, state, 415, { code: ErrorCode.UnsupportedMediaType, message: "send the message as application/json", retryable: false }, headers);
     return;
   }
-  const tooLarge = () =>
+  const tooLarge = () => {
+    engine.telemetry.clientError(ErrorCode.PayloadTooLarge);
     sendError(res, state, 413, { code: ErrorCode.PayloadTooLarge, message: `messages are limited to ${maxPayloadBytes} bytes`, retryable: false }, headers);
+  };
   // A declared length over the limit is refused before a byte of the body is read.
   if (!bodyRead) {
     tooLarge();
@@ -74,6 +77,7 @@ export async function postMessage(res: HttpResponse, req: HttpRequest, engine: E
   const parsed = parseClientFrame(body.body.toString("utf8"));
   if (!parsed.ok) {
     const { code, message, field } = parsed.error;
+    engine.telemetry.clientError(code);
     sendError(res, state, 400, { code, message, field, retryable: false }, headers);
     return;
   }
@@ -82,6 +86,7 @@ export async function postMessage(res: HttpResponse, req: HttpRequest, engine: E
   if (key !== undefined && parsed.message.type !== "ping" && parsed.message.type !== "resume") {
     if (key.length < 1 || key.length > 128 || (parsed.message.id !== undefined && parsed.message.id !== key)) {
       const message = key.length < 1 || key.length > 128 ? "Idempotency-Key must be 1 to 128 characters" : "Idempotency-Key and the message id differ";
+      engine.telemetry.clientError(ErrorCode.InvalidMessage);
       sendError(res, state, 400, { code: ErrorCode.InvalidMessage, message, field: "idempotency-key", retryable: false }, headers);
       return;
     }

@@ -10,12 +10,13 @@ import { DEMO_PAGE } from "./demo-page.js";
 import { authorizeRequest } from "./http-messages.js";
 import { type RequestInfo, guard, readBody, readRequest, safely, sendError, sendJson } from "./http-util.js";
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./uws.js";
+import type { MetricsEndpoint } from "./metrics.js";
 
 export interface HttpRouteOptions {
   /** Readiness beyond "the process runs": e.g. the broker's link. */
   isReady(): boolean;
-  /** Prometheus text for /metrics; null: /metrics is not served on this listener. */
-  metrics: (() => string) | null;
+  /** What /metrics serves; null: /metrics is not served on this listener. */
+  metrics: MetricsEndpoint | null;
   /** Bearer token /metrics requires; absent: none. */
   metricsToken?: string;
   /** Serve the demo chat page at `/` and the client bundle it loads. */
@@ -154,7 +155,7 @@ function registerDemoPage(app: TemplatedApp): void {
 }
 
 /** `/metrics`, behind `Authorization: Bearer <token>` when a token is set (compared in constant time). */
-export function registerMetrics(app: TemplatedApp, metrics: () => string, token: string | undefined): void {
+export function registerMetrics(app: TemplatedApp, metrics: MetricsEndpoint, token: string | undefined): void {
   const expected = token === undefined ? null : Buffer.from(token);
   app.get("/metrics", (res, req) => {
     if (expected) {
@@ -164,9 +165,17 @@ export function registerMetrics(app: TemplatedApp, metrics: () => string, token:
         return;
       }
     }
-    res.cork(() => {
-      res.writeStatus("200 OK").writeHeader("content-type", "text/plain; version=0.0.4").end(metrics());
-    });
+    // Collected asynchronously (the event-loop lag is measured across a tick): the client may leave meanwhile.
+    const state = guard(res);
+    metrics.text().then(
+      (text) => {
+        if (state.aborted) return;
+        res.cork(() => {
+          res.writeStatus("200 OK").writeHeader("content-type", metrics.contentType).writeHeader("cache-control", "no-store").end(text);
+        });
+      },
+      () => sendError(res, state, 500, { code: ErrorCode.Internal, message: "the metrics could not be collected", retryable: true, retryAfterMs: 1000 }),
+    );
   });
 }
 

@@ -101,11 +101,13 @@ async function openStream(res: HttpResponse, req: HttpRequest, engine: Engine, o
     return;
   }
   stats.sseStreams++;
+  engine.telemetry.connectionOpened("sse");
   const accepted = new SseSink(res, {
     heartbeatMs: options.heartbeatMs,
     afterSeq: position.afterSeq,
-    onEnd: () => {
+    onEnd: (code) => {
       stats.sseStreams--;
+      engine.telemetry.connectionClosed("sse", code);
       engine.releaseConnection(session);
       options.logger.debug({ sessionId }, "sse stream ended");
     },

@@ -7,8 +7,8 @@ export interface SseSinkOptions {
   heartbeatMs: number;
   /** The position the client resumed from (Last-Event-ID, lastEventId or afterSeq), if any. */
   afterSeq: number | undefined;
-  /** Runs once when the stream ends, whichever side ends it. */
-  onEnd(): void;
+  /** Runs once when the stream ends, whichever side ends it: the code the server closed it with, or `aborted` when the client went. */
+  onEnd(code: number | "aborted"): void;
 }
 
 const HEARTBEAT = ": heartbeat\n\n";
@@ -123,7 +123,7 @@ export class SseSink implements Sink {
     if (this.ended) return;
     const rest = this.pending;
     this.pending = "";
-    this.finish();
+    this.finish(code);
     const res = this.res;
     res.cork(() => {
       if (rest) res.write(rest);
@@ -134,16 +134,16 @@ export class SseSink implements Sink {
 
   /** The client went away (uWS onAborted): the response is gone and must never be touched again. */
   aborted(): void {
-    if (!this.ended) this.finish();
+    if (!this.ended) this.finish("aborted");
   }
 
-  private finish(): void {
+  private finish(code: number | "aborted"): void {
     this.ended = true;
     this.pending = "";
     clearInterval(this.heartbeat);
     this.attachment?.detach();
     this.attachment = null;
-    this.options.onEnd();
+    this.options.onEnd(code);
   }
 
   private push(chunk: string): void {

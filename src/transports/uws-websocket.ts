@@ -144,6 +144,7 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
       const conn = ws.getUserData().conn;
       stats.websockets++;
       conn.counted = true;
+      engine.telemetry.connectionOpened("ws");
       const token = conn.pendingToken;
       if (token === null) {
         attach(ws, conn);
@@ -183,7 +184,10 @@ export function registerWebSocketRoute(app: TemplatedApp, engine: Engine, option
     close(ws, code) {
       const conn = ws.getUserData().conn;
       conn.closed = true;
-      if (conn.counted) stats.websockets--;
+      if (conn.counted) {
+        stats.websockets--;
+        engine.telemetry.connectionClosed("ws", code);
+      }
       conn.counted = false;
       if (conn.quotaSession) engine.releaseConnection(conn.quotaSession);
       conn.quotaSession = null;

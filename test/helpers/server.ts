@@ -2,7 +2,7 @@
 import { demoTools } from "../../src/agents/demo-tools.js";
 import { type Config, configFrom } from "../../src/config.js";
 import type { Agent, ToolRegistry } from "../../src/engine/index.js";
-import { silentLogger } from "../../src/logger.js";
+import { type Logger, silentLogger } from "../../src/logger.js";
 import { type RunningServer, startServer } from "../../src/server.js";
 import { TEST_DEFAULTS } from "./test-defaults.js";
 
@@ -16,7 +16,7 @@ export interface TestServer extends RunningServer {
 
 export async function startTestServer(
   overrides: Partial<Record<keyof Config, string | number | boolean>> = {},
-  extra: { agent?: Agent; tools?: ToolRegistry } = {},
+  extra: { agent?: Agent; tools?: ToolRegistry; logger?: Logger } = {},
 ): Promise<TestServer> {
   const config = configFrom({ ...TEST_DEFAULTS, ...overrides });
   // Test agents (the recording demo, the echo example) call the demo's calculator and clock, which
