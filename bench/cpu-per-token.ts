@@ -46,6 +46,7 @@ export async function measure(kind: ServerKind, sizes: Sizes, nodeArgs?: string[
       serverPid: server.pid,
       links,
       startMessage: kind.startMessage(sizes.tokensPerTurn),
+      framing: kind.framing,
       warmupMs: sizes.warmupMs,
       measureMs: sizes.measureMs,
     });

@@ -3,7 +3,8 @@ import type { BenchContext, BenchSection, SectionReport } from "./section.js";
 import { type ServerKind, HOST, SERVER_KINDS } from "./servers/index.js";
 import { heapBreakdown } from "./heap-breakdown.js";
 import { settledRssKb } from "./proc.js";
-import { type RawWs, openMany } from "./raw-ws-client.js";
+import { openManySio } from "./raw-sio-client.js";
+import { type RawWs, openMany as openManyWs } from "./raw-ws-client.js";
 import { num, ratio, type Table } from "./table.js";
 
 /** agentwire may hold at most this much RSS per idle attached session. */
@@ -27,6 +28,7 @@ export interface Measured {
 export async function measure(kind: ServerKind, count: number, ctx: BenchContext): Promise<Measured> {
   const server = await kind.start({ tokensPerTurn: 16 });
   let links: RawWs[] = [];
+  const openMany = kind.framing === "socket.io" ? openManySio : openManyWs;
   try {
     const warm = await openMany(HOST, server.port, await kind.prepareLinks(server, WARMUP_LINKS));
     for (const link of warm) link.close();

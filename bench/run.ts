@@ -4,6 +4,7 @@ import { clientSection } from "./client.js";
 import { cpuPerToken } from "./cpu-per-token.js";
 import { demoPlan } from "./demo-plan.js";
 import { idleMemory } from "./idle-memory.js";
+import { peers } from "./peers.js";
 import type { BenchContext, BenchSection, Target } from "./section.js";
 import { redisHop } from "./redis-hop.js";
 import { sseStreams } from "./sse-streams.js";
@@ -12,7 +13,7 @@ import { renderTable, verdict } from "./table.js";
 import { upstreamLatency } from "./upstream-latency.js";
 
 /** Sections in run order; a new measurement adds itself here. */
-const SECTIONS: readonly BenchSection[] = [cpuPerToken, idleMemory, sseStreams, upstreamLatency, redisHop, demoPlan, stalledLinks, clientSection, authSection];
+const SECTIONS: readonly BenchSection[] = [cpuPerToken, idleMemory, peers, sseStreams, upstreamLatency, redisHop, demoPlan, stalledLinks, clientSection, authSection];
 
 const USAGE = `usage: node dist/bench/run.js [--only=${SECTIONS.map((s) => s.id).join(",")}] [--quick] [--profile]
   --only=a,b   run only these sections

@@ -1,7 +1,8 @@
-// Drives token streams flat out over raw WebSockets and counts delivered tokens with byte checks, not JSON parsing.
+// Drives token streams flat out over raw WebSockets (plain or Socket.IO) and counts delivered tokens with byte checks, not JSON parsing.
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { cpuMs, machineCpu } from "./proc.js";
+import { connectRawSio } from "./raw-sio-client.js";
 import { type RawWs, connectRawWs } from "./raw-ws-client.js";
 
 export interface LoadJob {
@@ -13,12 +14,14 @@ export interface LoadJob {
   links: string[];
   /** Sent at connect and again after every turn_end, so each session streams back to back. */
   startMessage: string;
+  /** `socket.io`: the links speak engine.io v4 + Socket.IO and each token frame is the one argument of an event. Absent: plain WebSocket frames. */
+  framing?: "socket.io";
   warmupMs: number;
   measureMs: number;
 }
 
 /** The same load over SSE: streams read, turns started by POSTed messages (see sse-load.ts). */
-export interface SseLoadJob extends Omit<LoadJob, "links" | "startMessage"> {
+export interface SseLoadJob extends Omit<LoadJob, "links" | "startMessage" | "framing"> {
   transport: "sse";
   sessions: { sessionId: string; token: string }[];
   /** Client message POSTed to start a turn: at the start and after every turn_end. */
@@ -85,6 +88,14 @@ export function countFrame(c: Counters, buf: Buffer, s: number, e: number): Fram
   return "other";
 }
 
+const COMMA = 0x2c;
+
+/** The frame inside a Socket.IO event `["t",{...}]`: after the event name's comma, before the closing bracket. */
+function onEventFrame(buf: Buffer, s: number, e: number, onFrame: (buf: Buffer, s: number, e: number) => void): void {
+  const comma = buf.indexOf(COMMA, s);
+  if (comma > s && comma < e - 1) onFrame(buf, comma + 1, e - 1);
+}
+
 /** Told at the moments the window opens and closes, so other processes can be read over the same span. */
 export type WindowEdge = "start" | "end";
 
@@ -122,17 +133,17 @@ export async function runTokenLoad(job: LoadJob, onEdge?: (edge: WindowEdge) => 
   const links: RawWs[] = await Promise.all(
     job.links.map(async (path) => {
       let link: RawWs | null = null;
-      link = await connectRawWs({
+      const onFrame = (buf: Buffer, s: number, e: number) => {
+        const kind = countFrame(c, buf, s, e);
+        if (kind === "turn_end" && running) link?.sendText(job.startMessage);
+        else if (kind === "error") firstError ??= buf.toString("utf8", s, Math.min(e, s + 300));
+      };
+      const common = {
         host: job.host,
         port: job.port,
         path,
-        onBytes: (n) => {
+        onBytes: (n: number) => {
           c.bytes += n;
-        },
-        onMessage: (buf, s, e) => {
-          const kind = countFrame(c, buf, s, e);
-          if (kind === "turn_end" && running) link?.sendText(job.startMessage);
-          else if (kind === "error") firstError ??= buf.toString("utf8", s, Math.min(e, s + 300));
         },
         onClose: () => {
           if (running) {
@@ -140,7 +151,11 @@ export async function runTokenLoad(job: LoadJob, onEdge?: (edge: WindowEdge) => 
             firstError ??= "the server closed a streaming link";
           }
         },
-      });
+      };
+      link =
+        job.framing === "socket.io"
+          ? await connectRawSio({ ...common, onEvent: (buf, s, e) => onEventFrame(buf, s, e, onFrame) })
+          : await connectRawWs({ ...common, onMessage: onFrame });
       return link;
     }),
   );

@@ -1,12 +1,15 @@
-// The servers compared side by side: agentwire itself and two bare baselines, each run as a child process.
+// The servers compared side by side: agentwire itself, two bare baselines and the peers people build with, each run as a child process.
 import { fileURLToPath } from "node:url";
 import { NODE_FLAGS } from "../../src/node-flags.js";
 import { type ChildServer, startChildServer } from "../proc.js";
+import { SIO_PATH } from "../raw-sio-client.js";
 import { createSessions } from "./agentwire-sessions.js";
 
 export interface ServerKind {
-  id: "agentwire" | "uws" | "ws";
+  id: "agentwire" | "uws" | "ws" | "sio-ws" | "sio-uws" | "express-ws";
   label: string;
+  /** `socket.io`: links speak engine.io v4 + Socket.IO (see raw-sio-client.ts). Absent: plain WebSocket frames. */
+  framing?: "socket.io";
   start(options: { tokensPerTurn: number; nodeArgs?: string[] }): Promise<ChildServer>;
   /** Upgrade paths for `count` WebSockets, creating whatever they attach to first (agentwire: sessions). */
   prepareLinks(server: ChildServer, count: number): Promise<string[]>;
@@ -68,12 +71,16 @@ export const agentwire: ServerKind = {
   startMessage: () => JSON.stringify({ type: "input", text: "1 + 2" }),
 };
 
-function bare(id: "uws" | "ws", label: string, script: string): ServerKind {
+/** A bench server script as a child, with the same Node flags as agentwire, so only the code differs. */
+function startScript(script: string, args: string[], nodeArgs: string[] | undefined): Promise<ChildServer> {
+  return startChildServer({ script: here(script), args, nodeArgs: [...NODE_FLAGS, ...(nodeArgs ?? [])] });
+}
+
+function bare(id: "uws" | "ws" | "express-ws", label: string, script: string): ServerKind {
   return {
     id,
     label,
-    // The same Node flags as agentwire, so only the code differs.
-    start: ({ nodeArgs }) => startChildServer({ script: here(script), nodeArgs: [...NODE_FLAGS, ...(nodeArgs ?? [])] }),
+    start: ({ nodeArgs }) => startScript(script, [], nodeArgs),
     prepareLinks: async (_server, count) => Array.from({ length: count }, () => "/ws"),
     startMessage: (tokens) => `go ${tokens}`,
   };
@@ -84,3 +91,26 @@ export const bareWs = bare("ws", "bare ws", "./bare-ws.js");
 
 /** Table column order; ratios are taken against `bareUws`. */
 export const SERVER_KINDS: readonly ServerKind[] = [agentwire, bareUws, bareWs];
+
+function socketIo(engine: "ws" | "uws", label: string): ServerKind {
+  return {
+    id: engine === "ws" ? "sio-ws" : "sio-uws",
+    label,
+    framing: "socket.io",
+    start: ({ nodeArgs }) => startScript("./socketio.js", [engine], nodeArgs),
+    prepareLinks: async (_server, count) => Array.from({ length: count }, () => SIO_PATH),
+    startMessage: (tokens) => `42${JSON.stringify(["go", tokens])}`,
+  };
+}
+
+export const socketIoWs = socketIo("ws", "Socket.IO (ws)");
+export const socketIoUws = socketIo("uws", "Socket.IO (uWS)");
+export const expressWs = bare("express-ws", "Express+ws", "./express-ws.js");
+
+/** The peers section's columns: agentwire and the baselines, then what people build token streamers with. */
+export const PEER_KINDS: readonly ServerKind[] = [...SERVER_KINDS, socketIoWs, socketIoUws, expressWs];
+
+/** The SSE peer: Express writing one event per token on agentwire's routes (see express-sse.ts). */
+export function startExpressSse(nodeArgs?: string[]): Promise<ChildServer> {
+  return startScript("./express-sse.js", [], nodeArgs);
+}

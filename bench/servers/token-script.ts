@@ -31,13 +31,37 @@ export class TokenTurn {
   }
 
   nextFrame(): string {
-    const text = WORDS[this.sent++ % WORDS.length] as string;
-    return JSON.stringify({ type: "token", seq: ++this.seq, turn: this.turn, text });
+    return JSON.stringify(this.nextToken());
   }
 
   endFrame(): string {
-    return JSON.stringify({ type: "turn_end", seq: ++this.seq, turn: this.turn, status: "completed", reason: "stop" });
+    return JSON.stringify(this.end());
   }
+
+  /** The next token frame as an object, for servers whose library serializes it (Socket.IO's emit). */
+  nextToken(): TokenFrame {
+    const text = WORDS[this.sent++ % WORDS.length] as string;
+    return { type: "token", seq: ++this.seq, turn: this.turn, text };
+  }
+
+  end(): TurnEndFrame {
+    return { type: "turn_end", seq: ++this.seq, turn: this.turn, status: "completed", reason: "stop" };
+  }
+}
+
+export interface TokenFrame {
+  type: "token";
+  seq: number;
+  turn: string;
+  text: string;
+}
+
+export interface TurnEndFrame {
+  type: "turn_end";
+  seq: number;
+  turn: string;
+  status: "completed";
+  reason: "stop";
 }
 
 /** Frames written per cork; the socket's buffered amount is checked between batches. */
