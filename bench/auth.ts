@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { SignJWT } from "jose";
-import { type Measured as CpuMeasured, type Sizes as CpuSizes, limitOf, measure as measureCpu } from "./cpu-per-token.js";
+import { type Measured as CpuMeasured, type Sizes as CpuSizes, limitOf, loadRows, measure as measureCpu } from "./cpu-per-token.js";
 import { profileAgentwire } from "./cpu-profile.js";
 import { FIGURES, stages } from "./heap-breakdown.js";
 import type { HeapProbe } from "./heap-probe.js";
@@ -240,11 +240,7 @@ function cpuTable(best: Map<ServerKind, CpuMeasured>, all: Map<ServerKind, CpuMe
       ["merged frames (from)", ...col((r) => percent(r.load.mergedFrames, r.load.tokenFrames, 1))],
       ["turns completed", ...col((r) => num(r.load.turns))],
       null,
-      ["server CPU (of one core)", ...col((r) => percent(r.load.serverCpuMs, r.load.elapsedMs))],
-      ["client CPU (of one core)", ...col((r) => percent(r.load.clientCpuMs, r.load.elapsedMs))],
-      [`machine busy (of ${cores} cores)`, ...col((r) => percent(r.load.machineBusyMs, r.load.elapsedMs * cores))],
-      ["  stolen by the host", ...col((r) => percent(r.load.machineStealMs, r.load.elapsedMs * cores))],
-      ["limited by", ...col((r) => limitOf(r.load))],
+      ...loadRows(col, cores),
     ],
   };
 }

@@ -58,6 +58,17 @@ export async function measure(kind: ServerKind, sizes: Sizes, nodeArgs?: string[
 }
 
 /** Which side ran out of CPU first; on a shared 2-core box it can also be neither. */
+/** The rows every load table ends with: who used how much CPU, and what limited the run. */
+export function loadRows<R extends { load: LoadResult }>(col: (f: (r: R) => string) => string[], cores: number): string[][] {
+  return [
+    ["server CPU (of one core)", ...col((r) => percent(r.load.serverCpuMs, r.load.elapsedMs))],
+    ["client CPU (of one core)", ...col((r) => percent(r.load.clientCpuMs, r.load.elapsedMs))],
+    [`machine busy (of ${cores} cores)`, ...col((r) => percent(r.load.machineBusyMs, r.load.elapsedMs * cores))],
+    ["  stolen by the host", ...col((r) => percent(r.load.machineStealMs, r.load.elapsedMs * cores))],
+    ["limited by", ...col((r) => limitOf(r.load))],
+  ];
+}
+
 export function limitOf(load: LoadResult): string {
   const server = load.serverCpuMs / load.elapsedMs;
   const client = load.clientCpuMs / load.elapsedMs;
@@ -88,11 +99,7 @@ function table(results: Measured[], sizes: Sizes): Table {
       ["MB/s received", ...col((r) => num(perSec(r, r.load.bytes) / 1e6, 1))],
       ["turns completed", ...col((r) => num(r.load.turns))],
       null,
-      ["server CPU (of one core)", ...col((r) => percent(r.load.serverCpuMs, r.load.elapsedMs))],
-      ["client CPU (of one core)", ...col((r) => percent(r.load.clientCpuMs, r.load.elapsedMs))],
-      [`machine busy (of ${cores} cores)`, ...col((r) => percent(r.load.machineBusyMs, r.load.elapsedMs * cores))],
-      ["  stolen by the host", ...col((r) => percent(r.load.machineStealMs, r.load.elapsedMs * cores))],
-      ["limited by", ...col((r) => limitOf(r.load))],
+      ...loadRows(col, cores),
     ],
   };
 }

@@ -1,5 +1,5 @@
 // Socket.IO 4 over the raw WebSocket client: engine.io's v4 handshake and the default namespace's connect, packets read as bytes, cheap enough to drive Socket.IO flat out or hold thousands of links.
-import { type RawWs, connectRawWs } from "./raw-ws-client.js";
+import { type RawWs, connectRawWs, openMany } from "./raw-ws-client.js";
 
 /** The upgrade a Socket.IO client opens with when it skips long-polling. */
 export const SIO_PATH = "/socket.io/?EIO=4&transport=websocket";
@@ -79,20 +79,6 @@ export function connectRawSio(options: RawSioOptions): Promise<RawWs> {
 }
 
 /** Opens one Socket.IO link per path, `concurrency` at a time; on a failure closes what it opened. */
-export async function openManySio(host: string, port: number, paths: readonly string[], concurrency = 128): Promise<RawWs[]> {
-  const links: RawWs[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < paths.length) {
-      const path = paths[next++] as string;
-      links.push(await connectRawSio({ host, port, path }));
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, paths.length) }, worker));
-  } catch (err) {
-    for (const link of links) link.close();
-    throw err;
-  }
-  return links;
+export function openManySio(host: string, port: number, paths: readonly string[], concurrency = 128): Promise<RawWs[]> {
+  return openMany(host, port, paths, concurrency, connectRawSio);
 }

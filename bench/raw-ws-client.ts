@@ -75,14 +75,23 @@ export function connectRawWs(options: RawWsOptions): Promise<RawWs> {
   });
 }
 
-/** Opens one link per path, `concurrency` upgrades in flight at a time; on a failure closes what it opened. */
-export async function openMany(host: string, port: number, paths: readonly string[], concurrency = 128): Promise<RawWs[]> {
+/**
+ * Opens one link per path, `concurrency` upgrades in flight at a time; on a failure closes what it opened.
+ * `connect` opens one (a plain WebSocket by default; the Socket.IO client passes its own handshake).
+ */
+export async function openMany(
+  host: string,
+  port: number,
+  paths: readonly string[],
+  concurrency = 128,
+  connect: (options: { host: string; port: number; path: string }) => Promise<RawWs> = connectRawWs,
+): Promise<RawWs[]> {
   const links: RawWs[] = [];
   let next = 0;
   const worker = async () => {
     while (next < paths.length) {
       const path = paths[next++] as string;
-      links.push(await connectRawWs({ host, port, path }));
+      links.push(await connect({ host, port, path }));
     }
   };
   try {

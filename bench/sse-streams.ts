@@ -1,6 +1,6 @@
 // Section: agentwire's SSE route beside its WebSocket route: server CPU per delivered token, events/s, and RSS per idle stream.
 import { availableParallelism } from "node:os";
-import { limitOf } from "./cpu-per-token.js";
+import { limitOf, loadRows } from "./cpu-per-token.js";
 import { profileAgentwire } from "./cpu-profile.js";
 import { type ChildServer, settledRssKb } from "./proc.js";
 import { openManySse } from "./raw-sse-client.js";
@@ -117,11 +117,7 @@ function streamingTable(results: Streaming[], sizes: Sizes): Table {
       ["MB/s received", ...col((r) => num(perSec(r, r.load.bytes) / 1e6, 1))],
       ["turns completed", ...col((r) => num(r.load.turns))],
       null,
-      ["server CPU (of one core)", ...col((r) => percent(r.load.serverCpuMs, r.load.elapsedMs))],
-      ["client CPU (of one core)", ...col((r) => percent(r.load.clientCpuMs, r.load.elapsedMs))],
-      [`machine busy (of ${cores} cores)`, ...col((r) => percent(r.load.machineBusyMs, r.load.elapsedMs * cores))],
-      ["  stolen by the host", ...col((r) => percent(r.load.machineStealMs, r.load.elapsedMs * cores))],
-      ["limited by", ...col((r) => limitOf(r.load))],
+      ...loadRows(col, cores),
     ],
   };
 }
