@@ -95,7 +95,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const allowedModels = modelPolicy(config, isDemo);
   const defaultModel = config.AGENTWIRE_MODEL ?? (allowedModels === "any" ? undefined : allowedModels[0]);
   serverMetrics.useModels(allowedModels, defaultModel);
-  const auth = createAuth(config, isDemo ? "demo" : config.AGENTWIRE_AGENT === "demo" ? agent.name : config.AGENTWIRE_AGENT, logger, allowedModels);
+  const auth = await createAuth(config, isDemo ? "demo" : config.AGENTWIRE_AGENT === "demo" ? agent.name : config.AGENTWIRE_AGENT, logger, allowedModels);
   const allowedOrigins = (config.AGENTWIRE_ALLOWED_ORIGINS || config.AGENTWIRE_CORS_ORIGINS).split(",").map((o) => o.trim()).filter(Boolean);
   if (allowedOrigins.includes("*") && !isDemo) {
     logger.warn({ allowedOrigins }, "AGENTWIRE_ALLOWED_ORIGINS=* lets any web page use this server from its visitors' browsers");

@@ -2,7 +2,12 @@
 import { CreateSessionRequest, type ErrorBody, ErrorCode, fieldPath } from "@agentwire/protocol";
 import { type OperatorPolicy, type Principal, type QuotaLimits, limitsWith, modelAllowed } from "../engine/index.js";
 import type { ApiKeys } from "./api-keys.js";
-import { JwtVerifier } from "./jwt.js";
+import type { JwtVerifier } from "./jwt.js";
+
+/** True when `token` looks like a JWS compact serialization (three base64url parts), so it may be a client token. */
+export function looksLikeJwt(token: string): boolean {
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
+}
 
 export type Authenticated = { ok: true; principal: Principal } | { ok: false; status: number; error: ErrorBody };
 
@@ -42,7 +47,7 @@ export class Authenticator {
     if (bearer === undefined || bearer === "") return unauthorized("send an API key or a client token: Authorization: Bearer <credential>");
     // An API key may look like a JWT (dots in it): the key set answers for it first.
     const name = keys?.verify(bearer) ?? null;
-    if (name === null && jwt?.configured && JwtVerifier.looksLikeJwt(bearer)) {
+    if (name === null && jwt?.configured && looksLikeJwt(bearer)) {
       if (hasBody) return forbidden("a client token carries its settings as claims: send no body", "body");
       const verified = await jwt.verify(bearer);
       if (!verified.ok) return unauthorized(verified.message, verified.field);

@@ -4,11 +4,10 @@ import { type Config, ConfigError } from "../config.js";
 import type { Logger, OperatorPolicy, QuotaLimits } from "../engine/index.js";
 import { ApiKeys } from "./api-keys.js";
 import { Authenticator } from "./authenticator.js";
-import { JwtVerifier } from "./jwt.js";
+import type { JwtVerifier } from "./jwt.js";
 
 export { Authenticator, type Authenticated } from "./authenticator.js";
 export { ApiKeys, newApiKey, parseApiKeys, digestOf } from "./api-keys.js";
-export { JwtVerifier, TokenClaims } from "./jwt.js";
 
 export interface Auth {
   authenticator: Authenticator;
@@ -37,7 +36,7 @@ export function isLoopback(host: string): boolean {
  * The auth of a server running `agentName`. Open mode is the default only for the demo agent, which spends
  * nothing; a spending agent without credentials configured is a configuration error unless open mode is chosen.
  */
-export function createAuth(config: Config, agentName: string, logger: Logger, allowedModels: OperatorPolicy["allowedModels"]): Auth {
+export async function createAuth(config: Config, agentName: string, logger: Logger, allowedModels: OperatorPolicy["allowedModels"]): Promise<Auth> {
   const problem = (variable: string, message: string) => new ConfigError([{ variable, message }]);
   let keys: ApiKeys | null = null;
   let jwt: JwtVerifier | null = null;
@@ -52,7 +51,10 @@ export function createAuth(config: Config, agentName: string, logger: Logger, al
     throw problem(config.AGENTWIRE_API_KEYS_FILE && !String((err as Error).message).startsWith("AGENTWIRE_API_KEYS:") ? "AGENTWIRE_API_KEYS_FILE" : "AGENTWIRE_API_KEYS", (err as Error).message);
   }
   try {
-    jwt = new JwtVerifier({
+    // jose (and its hundred modules) loads only where tokens are configured: a server without them never pays for it.
+    if (config.AGENTWIRE_JWT_SECRET || config.AGENTWIRE_JWKS_FILE || config.AGENTWIRE_JWKS_URL) {
+      const { JwtVerifier } = await import("./jwt.js");
+      jwt = new JwtVerifier({
       secret: config.AGENTWIRE_JWT_SECRET,
       jwksFile: config.AGENTWIRE_JWKS_FILE,
       jwksUrl: config.AGENTWIRE_JWKS_URL,
@@ -60,11 +62,12 @@ export function createAuth(config: Config, agentName: string, logger: Logger, al
       audience: config.AGENTWIRE_JWT_AUDIENCE,
       maxLifetimeS: config.AGENTWIRE_JWT_MAX_LIFETIME_S,
       clockToleranceS: config.AGENTWIRE_JWT_CLOCK_TOLERANCE_S,
-    });
+      });
+    }
   } catch (err) {
     throw problem("AGENTWIRE_JWKS_FILE", (err as Error).message);
   }
-  const credentials = keys !== null || jwt.configured;
+  const credentials = keys !== null || jwt !== null;
   let mode: "none" | "required";
   if (config.AGENTWIRE_AUTH === "none") mode = "none";
   else if (config.AGENTWIRE_AUTH === "required" || credentials) mode = "required";

@@ -51,11 +51,6 @@ export class JwtVerifier {
     if (this.options.jwksFile) this.localSet = createLocalJWKSet(readJwks(this.options.jwksFile));
   }
 
-  /** True when `token` looks like a JWS compact serialization (three base64url parts), so it is not an API key. */
-  static looksLikeJwt(token: string): boolean {
-    return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
-  }
-
   async verify(token: string): Promise<JwtResult> {
     let header: { alg?: unknown };
     try {
