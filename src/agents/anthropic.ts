@@ -74,7 +74,8 @@ export class AnthropicAgent implements Agent {
     if (request.system) body.system = request.system;
     if (request.tools.length > 0) body.tools = renderAnthropicTools(request.tools);
     const text = JSON.stringify(body);
-    return this.http.run({ url: this.url, headers: this.headers, body: text }, sink, signal, (events, out) =>
+    const upstream = { url: this.url, headers: this.headers, body: text, traceContext: request.traceContext, model: body.model as string, provider: "anthropic" };
+    return this.http.run(upstream, sink, signal, (events, out) =>
       this.readStream(events, out),
     );
   }

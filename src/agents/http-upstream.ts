@@ -1,7 +1,8 @@
 // Shared HTTP machinery for provider agents: POST a JSON body, stream SSE back, with timeouts and retries.
 import { ErrorCode } from "@agentwire/protocol";
+import { type Attributes, type Span, SpanKind, SpanStatusCode, context, propagation, trace } from "@opentelemetry/api";
 import { backoffMs, jitteredBackoffMs } from "../backoff.js";
-import { AgentError, type StepSink } from "../engine/agent.js";
+import { AgentError, type StepSink, TRACER_NAME } from "../engine/agent.js";
 import { parseRetryAfter, readErrorInfo, redactSecrets, statusError } from "./upstream-errors.js";
 import { Attempt, CancelledTurn, type UpstreamRequest, type UpstreamTimeouts } from "./upstream-attempt.js";
 import type { SseEvent } from "@agentwire/protocol/sse";
@@ -104,8 +105,11 @@ export class HttpUpstream {
     for (let attempt = 1; ; attempt++) {
       const call = new Attempt(signal, this.timeouts, this.maxEventChars);
       this.onAttempt?.(attempt);
+      // One span per attempt, a child of the turn's; a no-op unless the application registered an SDK.
+      const span = startAttemptSpan(request, attempt);
       try {
-        const response = await call.open(this.fetchFn, request);
+        const response = await call.open(this.fetchFn, withTraceparent(request, span));
+        span.setAttribute("http.response.status_code", response.status);
         if (!response.ok) {
           const text = await call.readText(response, MAX_ERROR_BODY);
           throw statusError(response.status, text, parseRetryAfter(response.headers), this.apiKey);
@@ -120,6 +124,8 @@ export class HttpUpstream {
       } catch (err) {
         const error = this.classify(call.failure(err));
         if (!(error instanceof AgentError)) throw error; // the turn's abort reason, or a bug: as is
+        span.setAttributes({ "error.type": error.code, "agentwire.error_code": error.code });
+        span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
         this.onFailure?.(error);
         const delayMs = this.retryDelay(error, attempt, tracked.produced());
         if (delayMs === undefined) throw this.finalError(error, attempt);
@@ -127,6 +133,7 @@ export class HttpUpstream {
         sink.retried?.(attempt, error.code);
         await sleep(delayMs, signal);
       } finally {
+        span.end();
         call.dispose();
       }
     }
@@ -159,6 +166,22 @@ export class HttpUpstream {
     if (!hinted || error.retryAfterMs !== undefined) return error;
     return new AgentError(error.code, error.message, true, backoffMs(attempt, this.retry.baseDelayMs, this.retry.maxDelayMs));
   }
+}
+
+/** The span of one upstream attempt: `chat <model>` (GenAI semantic conventions), kind CLIENT, under the turn's span. */
+function startAttemptSpan(request: UpstreamRequest, attempt: number): Span {
+  const attributes: Attributes = { "gen_ai.operation.name": "chat", "agentwire.attempt": attempt };
+  if (request.model !== undefined) attributes["gen_ai.request.model"] = request.model;
+  if (request.provider !== undefined) attributes["gen_ai.provider.name"] = request.provider;
+  const name = request.model !== undefined ? `chat ${request.model}` : "agentwire.upstream";
+  return trace.getTracer(TRACER_NAME).startSpan(name, { kind: SpanKind.CLIENT, attributes }, request.traceContext ?? context.active());
+}
+
+/** The request with the attempt span's W3C `traceparent` (and `tracestate`) added by the global propagator (a no-op unless one is registered). */
+function withTraceparent(request: UpstreamRequest, span: Span): UpstreamRequest {
+  const headers = { ...request.headers };
+  propagation.inject(trace.setSpan(request.traceContext ?? context.active(), span), headers);
+  return { ...request, headers };
 }
 
 /** Wraps a sink to notice the first output that a retry would show twice. */

@@ -72,7 +72,8 @@ export class OpenAIAgent implements Agent {
     };
     if (request.tools.length > 0) body.tools = renderOpenAITools(request.tools);
     const text = JSON.stringify(body);
-    return this.http.run({ url: this.url, headers: this.headers, body: text }, sink, signal, (events, out) =>
+    const upstream = { url: this.url, headers: this.headers, body: text, traceContext: request.traceContext, model: body.model as string, provider: "openai" };
+    return this.http.run(upstream, sink, signal, (events, out) =>
       this.readStream(events, out, estimateTokens(text)),
     );
   }

@@ -1,4 +1,5 @@
 // One HTTP attempt to an upstream: its abort controller, the phase timers, and reading the body as SSE.
+import type { Context } from "@opentelemetry/api";
 import { ErrorCode } from "@agentwire/protocol";
 import { AgentError } from "../engine/agent.js";
 import { type SseEvent, SseEventTooLarge, SseParser } from "@agentwire/protocol/sse";
@@ -28,6 +29,12 @@ export interface UpstreamRequest {
   url: string;
   headers: Record<string, string>;
   body: string;
+  /** The turn's trace context (StepRequest.traceContext): each attempt's span is its child, and its `traceparent` is sent. */
+  traceContext?: Context;
+  /** For the attempt's span: `chat <model>`, `gen_ai.request.model`. */
+  model?: string;
+  /** For the attempt's span: `gen_ai.provider.name` (`openai`, `anthropic`). */
+  provider?: string;
 }
 
 /** Marks an abort caused by the turn's own signal, so it is rethrown untouched. */

@@ -1,5 +1,9 @@
 // The Agent contract: one model step, streamed into a sink. The engine runs the tool loop around it.
 import type { ErrorCode, ToolDeclaration } from "@agentwire/protocol";
+import type { Context } from "@opentelemetry/api";
+
+/** The OpenTelemetry tracer agentwire's spans come from (a no-op unless the application registers an SDK). */
+export const TRACER_NAME = "agentwire";
 
 /** Provider-neutral conversation history. Adapters render it into their provider's format. */
 export type HistoryMessage =
@@ -26,6 +30,12 @@ export interface StepRequest {
   tools: readonly ToolDeclaration[];
   /** 0 for the first step of a turn, then 1, 2... after each round of tool results. */
   step: number;
+  /**
+   * The OpenTelemetry context holding the turn's `agentwire.turn` span: parent an upstream
+   * request's span on it and inject its `traceparent` (the provider adapters do). Without an SDK it
+   * holds a non-recording span and the default propagator injects nothing.
+   */
+  traceContext?: Context;
 }
 
 /** Where an agent streams a step's output. Calls after the turn ended are ignored. */

@@ -414,6 +414,7 @@ export class Session implements AttachedSession<Attachment> {
     const turn = new Turn(id, input, {
       messageId,
       sessionId: this.id,
+      identity: this.principal.identity,
       agent: this.ctx.agent,
       tools: this.ctx.tools,
       allowedTools: tools ? new Set(tools) : undefined,

@@ -1,6 +1,7 @@
 // One turn: runs agent steps and tools until a final answer, and ends with exactly one turn_end.
 import { ErrorCode, type LoggedEventInput, type ToolDeclaration, type TurnStatus } from "@agentwire/protocol";
-import { type Agent, AgentError, type HistoryMessage, type StepResult, type StepSink, type ToolCall } from "./agent.js";
+import { type Context, ROOT_CONTEXT, type Span, SpanStatusCode, context as otelContext, trace } from "@opentelemetry/api";
+import { type Agent, AgentError, type HistoryMessage, type StepResult, type StepSink, type ToolCall, TRACER_NAME } from "./agent.js";
 import { TextArena } from "./text-arena.js";
 import type { ToolRegistry } from "./tools.js";
 import type { TurnReport } from "./telemetry.js";
@@ -23,6 +24,8 @@ export interface TurnRecord {
 
 export interface TurnDeps {
   sessionId: string;
+  /** The session's principal: a span attribute of the turn's trace (never a metric label). */
+  identity?: string;
   /** The client's id of the input that started the turn, logged in `turn_start`. */
   messageId?: string;
   agent: Agent;
@@ -80,6 +83,9 @@ export class Turn {
   private stepping = false;
   /** performance.now() of a cancel that found a step in flight; 0 otherwise. */
   private cancelledAt = 0;
+  /** The `agentwire.turn` span (OpenTelemetry; non-recording without an SDK), from begin to turn_end. No tracing work per token. */
+  private span: Span | undefined;
+  private traceContext: Context | undefined;
 
   constructor(
     readonly id: string,
@@ -111,7 +117,19 @@ export class Turn {
   begin(): void {
     const start: LoggedEventInput = { type: "turn_start", turn: this.id, input: this.record.input };
     if (this.deps.messageId !== undefined) start.id = this.deps.messageId;
+    this.openSpan();
     this.deps.emit(start);
+  }
+
+  /** Starts the turn's span (a trace root) once: at acceptance, so its duration includes the queue wait. */
+  private openSpan(): Context {
+    if (this.traceContext) return this.traceContext;
+    const attributes: Record<string, string> = { "agentwire.session_id": this.deps.sessionId, "agentwire.turn_id": this.id };
+    if (this.deps.identity !== undefined) attributes["agentwire.identity"] = this.deps.identity;
+    if (this.deps.model !== undefined) attributes["gen_ai.request.model"] = this.deps.model;
+    this.span = trace.getTracer(TRACER_NAME).startSpan("agentwire.turn", { root: true, attributes });
+    this.traceContext = trace.setSpan(ROOT_CONTEXT, this.span);
+    return this.traceContext;
   }
 
   /** Where it stands in the admission queue: a logged `progress{stage:"queued"}`. */
@@ -132,6 +150,8 @@ export class Turn {
     this.record.status = "running";
     delete this.record.position;
     this.runStartedAt = Date.now();
+    this.openSpan();
+    this.span?.setAttribute("agentwire.queue_wait_ms", this.runStartedAt - this.record.startedAt);
     const { timeoutMs } = this.deps;
     this.deadline = setTimeout(() => this.fail(new AgentError(ErrorCode.UpstreamTimeout, `the turn ran longer than ${timeoutMs} ms`, true)), timeoutMs);
     this.deadline.unref();
@@ -274,6 +294,7 @@ export class Turn {
       history: this.deps.history,
       tools: this.allTools(),
       step,
+      traceContext: this.traceContext,
     };
     return this.deps.agent.step(request, sink, this.controller.signal);
   }
@@ -321,8 +342,29 @@ export class Turn {
     });
   }
 
+  /** One tool call under its `agentwire.tool <name>` span. */
   private async runTool(call: ToolCall): Promise<{ output: unknown; isError: boolean; code?: string }> {
-    if (this.executorOf(call.name) === "client") return this.waitForClient(call);
+    const executor = this.executorOf(call.name);
+    const parent = this.traceContext ?? ROOT_CONTEXT;
+    const span = trace.getTracer(TRACER_NAME).startSpan(
+      `agentwire.tool ${call.name}`,
+      { attributes: { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name, "gen_ai.tool.call.id": call.id, "agentwire.tool.executor": executor } },
+      parent,
+    );
+    try {
+      // Server tools run inside the span's context, so an embedder's instrumented tool nests under it.
+      const r = await otelContext.with(trace.setSpan(parent, span), () => this.executeTool(call, executor));
+      span.setAttribute("agentwire.tool.is_error", r.isError);
+      if (r.code !== undefined) span.setAttribute("error.type", r.code);
+      if (r.isError) span.setStatus({ code: SpanStatusCode.ERROR, message: r.code ?? "tool_error" });
+      return r;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async executeTool(call: ToolCall, executor: "server" | "client"): Promise<{ output: unknown; isError: boolean; code?: string }> {
+    if (executor === "client") return this.waitForClient(call);
     const allowed = this.deps.allowedTools;
     const tool = allowed && !allowed.has(call.name) ? undefined : this.deps.tools.get(call.name);
     if (!tool) return { output: `unknown tool "${call.name}"`, isError: true, code: ErrorCode.ToolFailed };
@@ -375,9 +417,27 @@ export class Turn {
     // Fixed once ended, so the kept record no longer holds on to this turn.
     Object.defineProperty(this.record, "text", { value: this.allText, enumerable: true, writable: true, configurable: true });
     this.record.endedAt = Date.now();
+    this.endSpan(status, reason, inputTokens, outputTokens);
     if (this.deadline) clearTimeout(this.deadline);
     this.controller.abort();
     this.deps.onEnd(this);
+  }
+
+  /** Ends the turn's span at turn_end: ERROR for a failed turn. */
+  private endSpan(status: TurnStatus, reason: string, inputTokens: number, outputTokens: number): void {
+    const span = this.span;
+    if (!span) return;
+    span.setAttributes({
+      "agentwire.turn.status": status,
+      "agentwire.turn.reason": reason,
+      "gen_ai.usage.input_tokens": inputTokens,
+      "gen_ai.usage.output_tokens": outputTokens,
+      "agentwire.turn.steps": this.steps,
+      "agentwire.turn.tool_calls": this.toolCalls,
+      "agentwire.turn.retries": this.retries,
+    });
+    if (status === "failed") span.setStatus({ code: SpanStatusCode.ERROR, message: reason });
+    span.end();
   }
 }
 
