@@ -133,7 +133,7 @@ describe("tracing with an SDK registered", () => {
     const tool = tools[0] as ReadableSpan;
     const first = upstream.find((s) => s.spanContext().spanId === sent[0]?.spanId) as ReadableSpan;
     const second = upstream.find((s) => s.spanContext().spanId === sent[1]?.spanId) as ReadableSpan;
-    const MS = 1_000_000;
+    const MS = 1_000_000n;
     expect(ns(first.endTime)).toBeLessThanOrEqual(ns(tool.startTime) + MS);
     expect(ns(second.startTime)).toBeGreaterThanOrEqual(ns(tool.endTime) - MS);
 
