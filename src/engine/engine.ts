@@ -8,7 +8,7 @@ import { LagWatch } from "./outbox.js";
 import { Cluster, type ClusterOptions, defaultClusterOptions } from "./cluster.js";
 import { RandomIds } from "./ids.js";
 import { type EngineContext, type EngineLimits, OPEN_POLICY, type OperatorPolicy, defaultLimits } from "./context.js";
-import { ANONYMOUS, GRANTED, LocalQuotaStore, type Principal, type QuotaAnswer, type QuotaStore, isUnlimited, quotaError } from "./quota.js";
+import { ANONYMOUS, GRANTED, LocalQuotaStore, type Principal, type QuotaAnswer, type QuotaStore, QUOTA_STORE_UNAVAILABLE, isUnlimited, quotaError } from "./quota.js";
 import type { SubmitError } from "./session-types.js";
 import { TurnQueue } from "./turn-queue.js";
 import { type Logger, silentLogger } from "../logger.js";
@@ -194,7 +194,7 @@ export class Engine {
         answer = await this.quotas.admit(identity, { hold: { kind: "sessions", limit: limits.sessions }, take: { kind: "sessions_per_minute", limit: limits.sessions_per_minute, amount: 1 } }, this.ctx.now());
       } catch (err) {
         this.ctx.logger.warn({ err: (err as Error).message }, "quota store unavailable");
-        return { ok: false, error: { code: ErrorCode.OwnerUnavailable, message: "the quota store cannot be reached: retry", retryable: true, retryAfterMs: 1000 } };
+        return { ok: false, error: QUOTA_STORE_UNAVAILABLE };
       }
       if (!answer.ok) {
         this.telemetry.quotaRefused(answer.limit);

@@ -202,6 +202,14 @@ export class LocalQuotaStore implements QuotaStore {
   }
 }
 
+/** The refusal when the shared quota store did not answer: retryable, and not a quota verdict. */
+export const QUOTA_STORE_UNAVAILABLE: SubmitError = Object.freeze({
+  code: ErrorCode.OwnerUnavailable,
+  message: "the quota store cannot be reached: retry",
+  retryable: true,
+  retryAfterMs: 1000,
+});
+
 /** The refusal for a quota answer: `quota_exceeded` naming the limit, with when to retry. */
 export function quotaError(answer: Extract<QuotaAnswer, { ok: false }>): SubmitError {
   return { code: ErrorCode.QuotaExceeded, message: `this identity is over its ${answer.limit} quota`, retryable: true, retryAfterMs: answer.retryAfterMs, limit: answer.limit };

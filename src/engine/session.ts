@@ -16,7 +16,7 @@ import { frozenEmpty } from "./empty.js";
 import { EventLog, type LogEntry } from "./event-log.js";
 import { ID_CONFLICT, MessageIds, fingerprint } from "./message-ids.js";
 import { TokenBucket } from "./rate.js";
-import { ANONYMOUS, GRANTED, type Principal, type QuotaAnswer, type QuotaRequest, type QuotaStore, isUnlimited, quotaError } from "./quota.js";
+import { ANONYMOUS, GRANTED, type Principal, type QuotaAnswer, type QuotaRequest, type QuotaStore, QUOTA_STORE_UNAVAILABLE, isUnlimited, quotaError } from "./quota.js";
 import type { QueuedTurn } from "./turn-queue.js";
 import { trimHistory } from "./history.js";
 import { type AttachedSession, type OwnerHooks, type OwnerLink, type SessionSnapshot, type SessionState, type SubmitOutcome, refuse } from "./session-types.js";
@@ -348,7 +348,7 @@ export class Session implements AttachedSession<Attachment> {
     };
     if (!(answer instanceof Promise)) return admitted(answer);
     // Later messages of this session wait for this one: a cancel must find the turn it meant.
-    const outcome = answer.then(admitted, () => refuse(ErrorCode.OwnerUnavailable, "the quota store cannot be reached: retry", { retryable: true, retryAfterMs: 1000 }));
+    const outcome = answer.then(admitted, (): SubmitOutcome => ({ ok: false, error: QUOTA_STORE_UNAVAILABLE }));
     const busy = outcome.finally(() => {
       if (this.busy === busy) this.busy = null;
     });

@@ -8,7 +8,7 @@ import { type CorsPolicy, ORIGIN_REFUSAL } from "./cors.js";
 import { readClientBundle } from "./client-bundle.js";
 import { DEMO_PAGE } from "./demo-page.js";
 import { authorizeRequest } from "./http-messages.js";
-import { type RequestInfo, guard, readBody, readRequest, safely, sendError, sendJson } from "./http-util.js";
+import { bearerOf, guard, readBody, readRequest, safely, sendError, sendJson } from "./http-util.js";
 import type { HttpRequest, HttpResponse, TemplatedApp } from "./uws.js";
 import type { MetricsEndpoint } from "./metrics.js";
 
@@ -85,7 +85,8 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
       }
       body = parsed.value;
     }
-    const auth = await authenticator.authenticate(bearerOf(info), body, options.clientAddress.of(info.ip, info.headers["x-forwarded-for"]));
+    // The header only, never ?token=: a credential in the query would land in access logs.
+    const auth = await authenticator.authenticate(bearerOf(info.headers.authorization), body, options.clientAddress.of(info.ip, info.headers["x-forwarded-for"]));
     if (!auth.ok) {
       sendError(res, state, auth.status, auth.error, headers);
       return;
@@ -122,12 +123,6 @@ export function registerHttpRoutes(app: TemplatedApp, engine: Engine, options: H
   }));
 }
 
-/** The `Authorization: Bearer` credential of a create request (never the query: it would land in access logs). */
-function bearerOf(info: RequestInfo): string | undefined {
-  const auth = info.headers.authorization;
-  return auth?.toLowerCase().startsWith("bearer ") ? auth.slice(7).trim() : undefined;
-}
-
 function parseJsonBody(body: Buffer): { ok: true; value: unknown } | { ok: false } {
   try {
     return { ok: true, value: JSON.parse(body.toString("utf8")) };
@@ -159,7 +154,7 @@ export function registerMetrics(app: TemplatedApp, metrics: MetricsEndpoint, tok
   const expected = token === undefined ? null : Buffer.from(token);
   app.get("/metrics", (res, req) => {
     if (expected) {
-      const given = Buffer.from(/^bearer /i.test(req.getHeader("authorization")) ? req.getHeader("authorization").slice(7).trim() : "");
+      const given = Buffer.from(bearerOf(req.getHeader("authorization")) ?? "");
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
         sendError(res, { aborted: false }, 401, { code: ErrorCode.Unauthorized, message: "metrics need Authorization: Bearer <AGENTWIRE_METRICS_TOKEN>", retryable: false }, { "www-authenticate": "Bearer" });
         return;

@@ -130,10 +130,15 @@ export function queryParam(query: string, name: string): string | undefined {
   return value ?? undefined;
 }
 
+/** The credential of an `Authorization: Bearer <credential>` header, or undefined. */
+export function bearerOf(authorization: string | undefined): string | undefined {
+  return authorization !== undefined && /^bearer /i.test(authorization) ? authorization.slice(7).trim() : undefined;
+}
+
 /** The session token from `Authorization: Bearer`, `?token=`, or a `bearer.<token>` WebSocket subprotocol. */
 export function extractToken(info: RequestInfo): string | undefined {
-  const auth = info.headers.authorization;
-  if (auth?.toLowerCase().startsWith("bearer ")) return auth.slice(7).trim();
+  const bearer = bearerOf(info.headers.authorization);
+  if (bearer !== undefined) return bearer;
   const fromQuery = queryParam(info.query, "token");
   if (fromQuery) return fromQuery;
   const protocols = info.headers["sec-websocket-protocol"];

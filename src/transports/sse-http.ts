@@ -1,6 +1,6 @@
 // SSE + HTTP fallback transport on the same engine: event stream, message POSTs, turn polling, CORS.
 import { ErrorCode } from "@agentwire/protocol";
-import { type Engine, type Logger, quotaError } from "../engine/index.js";
+import { type Engine, type Logger, QUOTA_STORE_UNAVAILABLE, quotaError } from "../engine/index.js";
 import { type AdmissionOptions, type ConnectionStats, admitLink, ssePosition } from "./admission.js";
 import { type CorsPolicy, ORIGIN_REFUSAL } from "./cors.js";
 import { authorizeRequest, pollTurn, postMessage } from "./http-messages.js";
@@ -89,7 +89,7 @@ async function openStream(res: HttpResponse, req: HttpRequest, engine: Engine, o
 
   const admitted = await Promise.resolve(engine.admitConnection(session)).catch(() => null);
   if (!admitted) {
-    sendError(res, state, 503, { code: ErrorCode.OwnerUnavailable, message: "the quota store cannot be reached: retry", retryable: true, retryAfterMs: 1000 }, headers);
+    sendError(res, state, 503, QUOTA_STORE_UNAVAILABLE, headers);
     return;
   }
   if (!admitted.ok) {
